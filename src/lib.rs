@@ -1,7 +1,33 @@
-//! bankfep: a bank host-to-host front-end processor (银企直连前置机).
+//! bankfep: a bank host-to-host front-end processor (银企直连前置机) for platforms that keep
+//! their members' money in one master account with a virtual sub-account per member.
 //!
-//! Module map (see README "Design"):
-//! - [`codec`]: schemas as data, charset (GBK/UTF-8), fixed-width (nom) and XML (quick-xml) codecs
+//! Module map (one concern per module; see README "Design"):
 //! - [`wire`]: framing: the 222-byte A001 header and 8-digit length-prefixed records
+//! - [`codec`]: schemas as data (`schemas/`), GBK/UTF-8, fixed-width (nom), XML (quick-xml)
+//! - [`msg`]: one file per transaction code: typed requests
+//! - [`ledger`]: accounts, postings, the pure decision, invariants
+//! - [`store`]: the storage trait and the embedded SQLite store
+//! - [`writer`]: the single batching writer (group commit)
+//! - [`server`]: listeners (TCP, TLS), connection handlers, limits, shutdown
+//! - [`receipt`]: e-receipt numbers and verification codes
+//! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
+//! - [`client`], [`tools`]: an independent protocol client, fixture replay, load generator
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod clock;
 pub mod codec;
+pub mod codes;
+pub mod config;
+pub mod devcerts;
+pub mod ledger;
+pub mod money;
+pub mod msg;
+pub mod receipt;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tools;
 pub mod wire;
+pub mod writer;

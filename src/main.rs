@@ -1,1 +1,244 @@
-fn main() {}
+//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `dev-certs`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use bankfep::config::Config;
+
+#[derive(Parser)]
+#[command(name = "bankfep", version, about = "Bank host-to-host front-end processor (银企直连前置机)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (PROTOCOL.md §4 defaults; prints `ready` once listening).
+    Serve(ServeArgs),
+    /// Send every fixture's request to a running gateway and compare the responses byte for
+    /// byte (except the header date and time).
+    Replay {
+        /// Fixture directory (`<flow>/<case>/request.bin`, `response.bin`, `note.txt`).
+        dir: PathBuf,
+        /// Platform link address.
+        #[arg(long, default_value = "127.0.0.1:7072")]
+        addr: String,
+        /// Bank-core link address.
+        #[arg(long, default_value = "127.0.0.1:7073")]
+        core_addr: String,
+        /// Write the actual responses into `response.bin` instead of comparing.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Drive N concurrent platform connections doing forced transfers; print rps and latency.
+    Load {
+        /// Platform link address.
+        #[arg(long, default_value = "127.0.0.1:7072")]
+        addr: String,
+        /// Bank-core link address (funds the load's sub-accounts).
+        #[arg(long, default_value = "127.0.0.1:7073")]
+        core_addr: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Forced transfers per connection.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// Write a throwaway CA, server and client certificates into DIR (try TLS in a minute).
+    DevCerts {
+        /// Output directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (without it no file is read).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Embedded store directory (default ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Platform link TCP address (default 127.0.0.1:7072).
+    #[arg(long)]
+    platform_addr: Option<String>,
+    /// Bank-core link TCP address (default 127.0.0.1:7073).
+    #[arg(long)]
+    core_addr: Option<String>,
+    /// External payment rail speaking PROTOCOL.md §3 (default: the built-in simulator).
+    #[arg(long)]
+    rail_addr: Option<String>,
+    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (fixture replay and tests only).
+    #[arg(long)]
+    clock: Option<String>,
+    /// Receipt MAC secret as hex, used only when the store has none yet (fixture replay).
+    #[arg(long)]
+    receipt_key_hex: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(cli.cmd))
+}
+
+async fn run(cmd: Cmd) -> ExitCode {
+    match cmd {
+        Cmd::Serve(a) => serve(a).await,
+        Cmd::Replay {
+            dir,
+            addr,
+            core_addr,
+            bless,
+        } => {
+            let opts = bankfep::tools::replay::ReplayOptions {
+                dir,
+                platform_addr: addr,
+                core_addr,
+                bless,
+                timeout_ms: 10_000,
+            };
+            match bankfep::tools::replay::replay(&opts).await {
+                Ok(outcomes) => {
+                    let failed = outcomes.iter().filter(|o| !o.ok).count();
+                    for o in &outcomes {
+                        println!("{} {} {}", if o.ok { "ok  " } else { "FAIL" }, o.case, o.detail);
+                    }
+                    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+                    if failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("replay: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Load {
+            addr,
+            core_addr,
+            connections,
+            requests,
+        } => {
+            let opts = bankfep::tools::load::LoadOptions {
+                platform_addr: addr,
+                core_addr,
+                enterprise: bankfep::config::DEMO_ENTERPRISE.into(),
+                master_account: bankfep::config::DEMO_MASTER_ACCOUNT.into(),
+                connections,
+                requests_per_connection: requests,
+                duration_ms: None,
+            };
+            match bankfep::tools::load::run_load(&opts).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("load: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::DevCerts { dir } => match bankfep::devcerts::write_dev_certs(&dir) {
+            Ok(c) => {
+                println!("wrote throwaway certificates to {}: {c:?}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dev-certs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(a: ServeArgs) -> ExitCode {
+    let mut cfg = match &a.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(x) = a.platform_addr {
+        cfg.platform_addr = Some(x);
+    }
+    if let Some(x) = a.core_addr {
+        cfg.core_addr = Some(x);
+    }
+    if a.rail_addr.is_some() {
+        tracing::warn!("--rail-addr is accepted; no operation uses the rail yet (withdrawals come with issue 3)");
+    }
+    if a.clock.is_some() {
+        cfg.clock = a.clock;
+    }
+    if a.receipt_key_hex.is_some() {
+        cfg.receipt_key_hex = a.receipt_key_hex;
+    }
+    let running = match bankfep::server::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        platform = ?running.platform_addr,
+        core = ?running.core_addr,
+        platform_tls = ?running.platform_tls_addr,
+        core_tls = ?running.core_tls_addr,
+        "listening"
+    );
+    println!("ready");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await;
+    tracing::info!("draining");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        if let (Ok(mut term), Ok(mut int)) = (term, int) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

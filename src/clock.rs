@@ -1,0 +1,95 @@
+//! The business clock. Dates and times the gateway writes or files by are in its business
+//! time zone, China Standard Time (UTC+8) unless configured otherwise (PROTOCOL.md preamble).
+//! Tests and fixture replay use a [`FixedClock`] so that response bytes are reproducible.
+
+use chrono::{FixedOffset, NaiveDateTime, Utc};
+
+/// A source of the current local business date-time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current local date-time in the business time zone.
+    fn now(&self) -> NaiveDateTime;
+}
+
+/// Wall clock shifted to a fixed UTC offset (default UTC+8).
+#[derive(Clone, Debug)]
+pub struct SystemClock {
+    offset: FixedOffset,
+}
+
+impl SystemClock {
+    /// A wall clock at `offset_seconds` east of UTC (28,800 s for China Standard Time).
+    /// Offsets outside ±24 h fall back to UTC+8.
+    pub fn new(offset_seconds: i32) -> SystemClock {
+        let offset = FixedOffset::east_opt(offset_seconds)
+            .or_else(|| FixedOffset::east_opt(8 * 3600))
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC offset 0 is valid"));
+        SystemClock { offset }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new(8 * 3600)
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> NaiveDateTime {
+        Utc::now().with_timezone(&self.offset).naive_local()
+    }
+}
+
+/// A clock that always answers the same instant (tests, fixture replay: `serve --clock`).
+#[derive(Clone, Debug)]
+pub struct FixedClock(pub NaiveDateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> NaiveDateTime {
+        self.0
+    }
+}
+
+/// Parses `yyyy-MM-ddTHH:mm:ss` (the `--clock` flag).
+pub fn parse_fixed(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok()
+}
+
+/// A date-time cut into the wire forms: `date` = yyyymmdd as a number, `date_str` = `yyyyMMdd`
+/// (8 bytes), `time_str` = `HHmmss` (6 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// yyyymmdd as an integer, e.g. 20261123.
+    pub date: u32,
+    /// `yyyyMMdd`.
+    pub date_str: String,
+    /// `HHmmss`.
+    pub time_str: String,
+}
+
+impl Stamp {
+    /// Cuts `t` into wire forms.
+    pub fn of(t: NaiveDateTime) -> Stamp {
+        let date_str = t.format("%Y%m%d").to_string();
+        let date = date_str.parse().unwrap_or(0);
+        Stamp {
+            date,
+            date_str,
+            time_str: t.format("%H%M%S").to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_clock_stamps() {
+        let t = parse_fixed("2026-11-23T10:00:05").expect("valid");
+        let s = Stamp::of(FixedClock(t).now());
+        assert_eq!(s.date, 20261123);
+        assert_eq!(s.date_str, "20261123");
+        assert_eq!(s.time_str, "100005");
+        assert!(parse_fixed("2026-13-01T00:00:00").is_none());
+    }
+}

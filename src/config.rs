@@ -1,0 +1,216 @@
+//! Gateway configuration: the defaults of PROTOCOL.md §4, an optional TOML file
+//! (`serve --config FILE`), and command-line flags, which override both.
+//!
+//! Example file (every key optional):
+//! ```toml
+//! data_dir = "./data"
+//! platform_addr = "127.0.0.1:7072"
+//! core_addr = "127.0.0.1:7073"
+//! [[tenants]]
+//! enterprise_code = "DEMOPLATFORM00000001"
+//! master_accounts = ["6222000000000000001"]
+//! [platform_tls]
+//! addr = "127.0.0.1:7443"
+//! cert = "certs/server.pem"
+//! key = "certs/server.key"
+//! client_ca = "certs/ca.pem"      # optional: require client certificates
+//! [limits]
+//! body_bytes_max = 1048576
+//! connections_max = 1024
+//! read_idle_ms = 60000
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::writer::WriterConfig;
+
+/// The demo tenant's enterprise code (PROTOCOL.md §4).
+pub const DEMO_ENTERPRISE: &str = "DEMOPLATFORM00000001";
+/// The demo tenant's master account (PROTOCOL.md §4).
+pub const DEMO_MASTER_ACCOUNT: &str = "6222000000000000001";
+
+/// A platform (enterprise) and its master accounts.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Tenant {
+    /// Enterprise code (header field 5, ≤ 20 bytes).
+    pub enterprise_code: String,
+    /// Master account numbers (`FundSummaryAcctNo`, ≤ 32 bytes each).
+    pub master_accounts: Vec<String>,
+}
+
+/// A TLS listener: address, PEM certificate chain and key, optional client CA (mutual TLS).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TlsListener {
+    /// `HOST:PORT` to listen on.
+    pub addr: String,
+    /// PEM certificate chain file.
+    pub cert: PathBuf,
+    /// PEM private key file.
+    pub key: PathBuf,
+    /// PEM CA file; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Resource limits, each with a safe default.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest A001 body accepted, bytes (PROTOCOL.md §1.1: default 1 MiB, itself allowed).
+    pub body_bytes_max: usize,
+    /// Open connections per link (platform and core each), beyond which new ones are closed.
+    pub connections_max: usize,
+    /// A connection idle between frames this long is closed, ms.
+    pub read_idle_ms: u64,
+    /// A frame whose first byte arrived must be complete within this, ms.
+    pub frame_deadline_ms: u64,
+    /// TLS handshake deadline, ms.
+    pub tls_handshake_ms: u64,
+    /// Deepest XML nesting accepted.
+    pub xml_depth_max: usize,
+    /// Most XML elements in one body.
+    pub xml_elements_max: usize,
+    /// Longest wait for the writer's answer before replying `YQ9999`, ms.
+    pub reply_wait_ms: u64,
+    /// On SIGTERM, longest wait for in-flight requests, ms.
+    pub drain_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes_max: 1_048_576,
+            connections_max: 1024,
+            read_idle_ms: 60_000,
+            frame_deadline_ms: 30_000,
+            tls_handshake_ms: 10_000,
+            xml_depth_max: 8,
+            xml_elements_max: 4096,
+            reply_wait_ms: 30_000,
+            drain_ms: 10_000,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Platform link, plain TCP (`None`: disabled).
+    pub platform_addr: Option<String>,
+    /// Bank-core link, plain TCP (`None`: disabled).
+    pub core_addr: Option<String>,
+    /// Platform link over TLS.
+    pub platform_tls: Option<TlsListener>,
+    /// Bank-core link over TLS.
+    pub core_tls: Option<TlsListener>,
+    /// Tenants provisioned at start (idempotent).
+    pub tenants: Vec<Tenant>,
+    /// Limits.
+    pub limits: Limits,
+    /// Writer batch size.
+    pub batch_max: usize,
+    /// Writer queue capacity.
+    pub queue_max: usize,
+    /// Business time zone, seconds east of UTC (default 28,800: China Standard Time).
+    pub utc_offset_seconds: i32,
+    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (tests and fixture replay only).
+    pub clock: Option<String>,
+    /// Receipt MAC secret as hex; when absent a random one is created and stored on first start.
+    pub receipt_key_hex: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let w = WriterConfig::default();
+        Config {
+            data_dir: PathBuf::from("./data"),
+            platform_addr: Some("127.0.0.1:7072".into()),
+            core_addr: Some("127.0.0.1:7073".into()),
+            platform_tls: None,
+            core_tls: None,
+            tenants: vec![Tenant {
+                enterprise_code: DEMO_ENTERPRISE.into(),
+                master_accounts: vec![DEMO_MASTER_ACCOUNT.into()],
+            }],
+            limits: Limits::default(),
+            batch_max: w.batch_max,
+            queue_max: w.queue_max,
+            utc_offset_seconds: 8 * 3600,
+            clock: None,
+            receipt_key_hex: None,
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("invalid configuration {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges: enterprise codes ≤ 20 bytes, accounts ≤ 32, non-zero limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for t in &self.tenants {
+            if t.enterprise_code.is_empty() || t.enterprise_code.len() > 20 {
+                return Err(ConfigError::Invalid(
+                    "enterprise_code must be 1..=20 bytes".into(),
+                ));
+            }
+            if t.master_accounts.iter().any(|a| a.is_empty() || a.len() > 32) {
+                return Err(ConfigError::Invalid(
+                    "master account numbers must be 1..=32 bytes".into(),
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.body_bytes_max == 0 || l.connections_max == 0 || l.read_idle_ms == 0 {
+            return Err(ConfigError::Invalid("limits must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The writer's limits.
+    pub fn writer(&self) -> WriterConfig {
+        WriterConfig {
+            batch_max: self.batch_max,
+            queue_max: self.queue_max,
+        }
+    }
+}

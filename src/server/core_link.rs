@@ -1,0 +1,155 @@
+//! The bank-core link handler (PROTOCOL.md §2): 8-digit length-prefixed 6920 notices, one
+//! 100-byte reply each, in order. A notice is booked once per bank serial; the core retries
+//! until it reads `0000`. A prefix that is not 8 digits, or a length beyond the record
+//! maximum, is answered `1001` and the connection closed (the framing cannot be trusted);
+//! any other bad record is answered `1001` and the connection stays open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use super::conn::{next_frame, ReadOutcome};
+use super::Shared;
+use crate::codec::fixed::{decode_record, encode_record, FixedRecord, FixedValue};
+use crate::codes::CoreResult;
+use crate::ledger::{Command, NoticeReq};
+use crate::wire::prefixed::{frame_prefixed, PrefixError, PrefixedCodec};
+use crate::writer::Job;
+
+/// Longest record accepted on the core link, bytes (a 6920 notice is 390).
+pub const CORE_RECORD_MAX: usize = 4096;
+
+/// Serves one core connection until it closes, times out, breaks framing, or shutdown.
+pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut stream: S) {
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut codec = PrefixedCodec {
+        record_max: CORE_RECORD_MAX,
+    };
+    loop {
+        match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
+            ReadOutcome::Frame(rec) => {
+                let reply = respond_to(&shared, &rec).await;
+                if stream.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+            ReadOutcome::Bad(PrefixError::Io(_)) | ReadOutcome::Closed => return,
+            ReadOutcome::Bad(e) => {
+                tracing::info!(error = ?e, "untrusted core frame; answered 1001 and closed");
+                let _ = stream
+                    .write_all(&reply_frame(&shared, "", CoreResult::Malformed))
+                    .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+/// The prefixed 100-byte reply record: trade code, bank serial, result, message.
+fn reply_frame(shared: &Shared, bank_serial: &str, result: CoreResult) -> Vec<u8> {
+    let message = shared
+        .schemas
+        .return_codes
+        .core_message(result.as_str())
+        .unwrap_or("");
+    let record = encode_record(
+        &shared.schemas.notice_reply,
+        &[
+            ("trade_code", FixedValue::Text("6920")),
+            ("bank_serial", FixedValue::Text(bank_serial)),
+            ("result", FixedValue::Text(result.as_str())),
+            ("message", FixedValue::Text(message)),
+        ],
+    )
+    .or_else(|_| {
+        encode_record(
+            &shared.schemas.notice_reply,
+            &[
+                ("trade_code", FixedValue::Text("6920")),
+                ("result", FixedValue::Text(result.as_str())),
+            ],
+        )
+    })
+    .unwrap_or_default();
+    frame_prefixed(&record)
+}
+
+/// The bank serial of a record, when it can be read (echoed "also on errors", §2).
+fn serial_of(rec: &[u8]) -> String {
+    match (rec.get(..4), rec.get(4..36)) {
+        (Some(b"6920"), Some(s)) => encoding_rs::GBK
+            .decode_without_bom_handling_and_without_replacement(s)
+            .map(|t| t.trim_end().to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn valid_date(d: u64) -> bool {
+    let (y, m, day) = ((d / 10_000) as i32, ((d / 100) % 100) as u32, (d % 100) as u32);
+    chrono::NaiveDate::from_ymd_opt(y, m, day).is_some()
+}
+
+fn valid_time(t: &str) -> bool {
+    t.len() == 6
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && chrono::NaiveTime::parse_from_str(t, "%H%M%S").is_ok()
+}
+
+/// Parses a 390-byte 6920 record into a notice; `None` = malformed (`1001`).
+pub fn parse_notice(r: &FixedRecord<'_>) -> Option<NoticeReq> {
+    let text = |n: &str| r.text(n).ok();
+    if text("trade_code")? != "6920" || text("currency")? != "RMB" {
+        return None;
+    }
+    let channel = text("channel")?;
+    if !["IBPS", "BEPS", "HVPS", "INTR"].contains(&channel.as_str()) {
+        return None;
+    }
+    let acct_date = r.num_u64("accounting_date").ok().filter(|d| valid_date(*d))?;
+    let time = text("time").filter(|t| valid_time(t))?;
+    let amount = i64::try_from(r.num_u64("amount").ok()?).ok()?;
+    let bank_serial = text("bank_serial").filter(|s| !s.trim().is_empty())?;
+    let payee = text("payee_account").filter(|s| !s.trim().is_empty())?;
+    Some(NoticeReq {
+        bank_serial: bank_serial.trim().to_string(),
+        channel,
+        acct_date: u32::try_from(acct_date).ok()?,
+        time,
+        payee: payee.trim().to_string(),
+        amount,
+        payer_acct: text("payer_account")?.trim().to_string(),
+        payer_name: text("payer_name")?.trim().to_string(),
+        payer_bank: text("payer_bank_code")?.trim().to_string(),
+        memo: text("memo")?.trim().to_string(),
+    })
+}
+
+async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
+    let serial = serial_of(rec);
+    let notice = decode_record(&shared.schemas.notice, rec)
+        .ok()
+        .and_then(|r| parse_notice(&r));
+    let Some(notice) = notice else {
+        tracing::info!(len = rec.len(), "malformed 6920 record; answered 1001");
+        return reply_frame(shared, &serial, CoreResult::Malformed);
+    };
+    let (tx, rx) = oneshot::channel();
+    if shared
+        .writer
+        .try_submit(Job::Notice(Command::Notice(notice), tx))
+        .is_err()
+    {
+        return reply_frame(shared, &serial, CoreResult::Busy);
+    }
+    let wait = Duration::from_millis(shared.config.limits.reply_wait_ms);
+    let result = match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(r)) => r,
+        _ => CoreResult::Busy,
+    };
+    reply_frame(shared, &serial, result)
+}

@@ -1,0 +1,209 @@
+//! Listeners and the per-connection handlers of the platform link (§1) and the bank-core
+//! link (§2), on TCP and TLS, with connection caps, timeouts and a draining shutdown.
+
+pub mod conn;
+pub mod core_link;
+pub mod listener;
+pub mod platform;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::codec::schema::Schemas;
+use crate::config::Config;
+use crate::ledger::LedgerState;
+use crate::receipt::Signer;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::writer::{self, WriterCtx, WriterHandle};
+
+/// Everything a connection handler shares.
+pub struct Shared {
+    /// Layouts and messages.
+    pub schemas: Arc<Schemas>,
+    /// The configuration in force.
+    pub config: Config,
+    /// Known enterprise codes (`YQ9985` otherwise).
+    pub enterprises: HashSet<String>,
+    /// The writer.
+    pub writer: WriterHandle,
+    /// Business clock.
+    pub clock: Arc<dyn Clock>,
+    /// Flips to `true` on shutdown: idle connections close, busy ones finish their request.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A gateway that failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Schemas did not load.
+    #[error("schemas: {0}")]
+    Schema(String),
+    /// The store did not open or load.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A listener did not bind, or a TLS file is unusable.
+    #[error("listener {what}: {message}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Bad configuration.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// A running gateway: its bound addresses and the handles to stop it.
+pub struct Running {
+    /// Platform link TCP address, if enabled.
+    pub platform_addr: Option<SocketAddr>,
+    /// Core link TCP address, if enabled.
+    pub core_addr: Option<SocketAddr>,
+    /// Platform link TLS address, if enabled.
+    pub platform_tls_addr: Option<SocketAddr>,
+    /// Core link TLS address, if enabled.
+    pub core_tls_addr: Option<SocketAddr>,
+    /// The writer (tests read snapshots through it).
+    pub writer: WriterHandle,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    drain_ms: u64,
+}
+
+impl Running {
+    /// Drains: stops accepting, lets in-flight requests finish (up to `drain_ms`), stops the
+    /// writer after its queue is empty, and returns when everything is durable.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let deadline = std::time::Duration::from_millis(self.drain_ms);
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(deadline, t).await;
+        }
+        drop(self.writer);
+        if let Some(th) = self.writer_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Opens the embedded store under `config.data_dir`, provisions the tenants, starts the
+/// writer and every configured listener. Prints nothing; `serve` prints `ready`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    config
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let store = SqliteStore::open(&config.data_dir)?;
+    start_with_store(config, Box::new(store)).await
+}
+
+/// As [`start`], over any [`Store`].
+pub async fn start_with_store(
+    config: Config,
+    mut store: Box<dyn Store>,
+) -> Result<Running, StartError> {
+    let schemas = Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
+    let clock: Arc<dyn Clock> = match &config.clock {
+        Some(s) => Arc::new(FixedClock(crate::clock::parse_fixed(s).ok_or_else(|| {
+            StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into())
+        })?)),
+        None => Arc::new(SystemClock::new(config.utc_offset_seconds)),
+    };
+    for t in &config.tenants {
+        for acct in &t.master_accounts {
+            store.provision_master(&t.enterprise_code, acct)?;
+        }
+    }
+    let fresh = match &config.receipt_key_hex {
+        Some(h) => decode_hex(h)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| StartError::Config("receipt_key_hex must be hex".into()))?,
+        None => {
+            let mut k = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                .map_err(|_| StartError::Config("no system randomness".into()))?;
+            k.to_vec()
+        }
+    };
+    let secret = store.receipt_secret(&fresh)?;
+    let (masters, subs, counters) = store.load()?;
+    let state = LedgerState::from_rows(masters, subs, counters);
+    if let Err(v) = crate::ledger::invariants::check_state(&state) {
+        return Err(StartError::Config(format!("stored ledger is inconsistent: {v}")));
+    }
+    let (writer, writer_thread) = writer::spawn(
+        store,
+        state,
+        WriterCtx {
+            schemas: schemas.clone(),
+            clock: clock.clone(),
+            signer: Signer::new(&secret),
+        },
+        config.writer(),
+    )
+    .map_err(|e| StartError::Config(format!("writer thread: {e}")))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let enterprises = config
+        .tenants
+        .iter()
+        .map(|t| t.enterprise_code.clone())
+        .collect();
+    let drain_ms = config.limits.drain_ms;
+    let shared = Arc::new(Shared {
+        schemas,
+        config: config.clone(),
+        enterprises,
+        writer: writer.clone(),
+        clock,
+        shutdown: shutdown_rx,
+    });
+    let mut running = Running {
+        platform_addr: None,
+        core_addr: None,
+        platform_tls_addr: None,
+        core_tls_addr: None,
+        writer,
+        shutdown: shutdown_tx,
+        tasks: Vec::new(),
+        writer_thread: Some(writer_thread),
+        drain_ms,
+    };
+    use listener::{bind, Link};
+    if let Some(addr) = &config.platform_addr {
+        let (a, t) = bind(shared.clone(), Link::Platform, addr, None).await?;
+        running.platform_addr = Some(a);
+        running.tasks.push(t);
+    }
+    if let Some(addr) = &config.core_addr {
+        let (a, t) = bind(shared.clone(), Link::Core, addr, None).await?;
+        running.core_addr = Some(a);
+        running.tasks.push(t);
+    }
+    if let Some(tls) = &config.platform_tls {
+        let (a, t) = bind(shared.clone(), Link::Platform, &tls.addr, Some(tls)).await?;
+        running.platform_tls_addr = Some(a);
+        running.tasks.push(t);
+    }
+    if let Some(tls) = &config.core_tls {
+        let (a, t) = bind(shared.clone(), Link::Core, &tls.addr, Some(tls)).await?;
+        running.core_tls_addr = Some(a);
+        running.tasks.push(t);
+    }
+    Ok(running)
+}

@@ -1,0 +1,108 @@
+//! Durable storage behind a trait, so that the embedded SQLite store (default) and a
+//! PostgreSQL store (production) are interchangeable under the one batching writer.
+//!
+//! Contract: the writer calls `begin`, then for each request `savepoint`, prefetch reads,
+//! appends, and `release` or `rollback_to`; then the account post-images of the batch once
+//! (`write_accounts`, `save_counters`), then `commit`, which returns only when the batch is
+//! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (PITFALLS.md).
+
+pub mod sqlite;
+
+use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, StoredStatus, Writes};
+use crate::ledger::state::Counters;
+use crate::ledger::{Master, SubAccount};
+
+/// A storage failure. The writer answers `YQ9999` (outcome unknown) for the batch.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Stored data is not what this version expects.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(&'static str),
+    /// File system failure (data directory).
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A recorded platform request and its final response (PROTOCOL.md §1.2 idempotency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// Header field 5.
+    pub enterprise_code: String,
+    /// Header field 12.
+    pub serial: String,
+    /// Header field 7.
+    pub tx_code: String,
+    /// SHA-256 of (transaction code, charset, body bytes): "the same request".
+    pub fingerprint: Vec<u8>,
+    /// Return code answered.
+    pub return_code: String,
+    /// Return message answered.
+    pub return_msg: String,
+    /// Body bytes answered, exactly.
+    pub body: Vec<u8>,
+}
+
+impl StoredRequest {
+    /// Its outcome as 6110 reports it.
+    pub fn status(&self) -> StoredStatus {
+        StoredStatus {
+            tx_code: self.tx_code.clone(),
+            return_code: self.return_code.clone(),
+            return_msg: self.return_msg.clone(),
+        }
+    }
+}
+
+/// The storage operations the writer needs. Every method may fail with [`StoreError`].
+pub trait Store: Send + 'static {
+    /// Loads every master account, sub-account and the counters.
+    fn load(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError>;
+    /// Creates master account `acct_no` of `enterprise_code` with zero balances if absent
+    /// (idempotent; configuration provisioning).
+    fn provision_master(&mut self, enterprise_code: &str, acct_no: &str) -> Result<(), StoreError>;
+    /// The receipt secret, created with `fresh` on first use; a given secret replaces it
+    /// only when none is stored.
+    fn receipt_secret(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Starts a batch (write transaction).
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Marks the start of one request inside the batch.
+    fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Keeps the request's writes.
+    fn release(&mut self) -> Result<(), StoreError>;
+    /// Discards the request's writes.
+    fn rollback_to(&mut self) -> Result<(), StoreError>;
+    /// Commits the batch durably.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Abandons the batch.
+    fn rollback(&mut self) -> Result<(), StoreError>;
+
+    /// The recorded request `(enterprise_code, serial)`.
+    fn request(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError>;
+    /// `true` when `order_no` was used by an accepted request of `enterprise_code`.
+    fn order_used(&mut self, enterprise_code: &str, order_no: &str) -> Result<bool, StoreError>;
+    /// `true` when `bank_serial` was booked.
+    fn notice_seen(&mut self, bank_serial: &str) -> Result<bool, StoreError>;
+    /// The inbound-credit row with `front_seq_no`.
+    fn credit(&mut self, front_seq_no: &str) -> Result<Option<CreditRow>, StoreError>;
+    /// Detail rows of sub-account `sub_id` with accounting date in `start..=end`: the total
+    /// count and page `page` (from 1) of `rows` rows, in booking order.
+    fn entries_page(&mut self, sub_id: i64, start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<Entry>), StoreError>;
+    /// Inbound-credit rows of master accounts `master_ids` in `start..=end`: count and page.
+    fn credits_page(&mut self, master_ids: &[i64], start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<CreditRow>), StoreError>;
+    /// The e-receipt of `front_seq_no`.
+    fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+
+    /// Appends the rows of one accepted decision of `enterprise_code` (postings, entries,
+    /// credits, receipts, order number, bank serial). Accounts are written by `write_accounts`.
+    fn append(&mut self, enterprise_code: &str, front_seq_no: Option<&str>, w: &Writes) -> Result<(), StoreError>;
+    /// Records a final platform response.
+    fn record_request(&mut self, r: &StoredRequest) -> Result<(), StoreError>;
+    /// Writes the post-images of the accounts a batch changed, once each.
+    fn write_accounts(&mut self, masters: &[&Master], subs: &[&SubAccount]) -> Result<(), StoreError>;
+    /// Persists the identifier counters.
+    fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError>;
+}

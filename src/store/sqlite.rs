@@ -1,0 +1,545 @@
+//! The embedded store: SQLite through rusqlite (bundled), WAL, `synchronous=FULL`,
+//! `BEGIN IMMEDIATE` batches (PITFALLS.md "Money and storage"). Amounts are INTEGER fen.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoreError, StoredRequest};
+use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
+use crate::ledger::state::Counters;
+use crate::ledger::{BookingType, Master, Side, SubAccount, SubStatus};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS masters(
+  id INTEGER PRIMARY KEY, enterprise_code TEXT NOT NULL, acct_no TEXT NOT NULL UNIQUE,
+  mirror INTEGER NOT NULL, suspense INTEGER NOT NULL, fee INTEGER NOT NULL,
+  in_transit INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS subs(
+  id INTEGER PRIMARY KEY, master_id INTEGER NOT NULL REFERENCES masters(id),
+  sub_acct_no TEXT NOT NULL UNIQUE, member_code TEXT NOT NULL, member_name TEXT NOT NULL,
+  global_type TEXT NOT NULL, global_id TEXT NOT NULL, mobile TEXT NOT NULL,
+  balance INTEGER NOT NULL CHECK(balance >= 0),
+  frozen INTEGER NOT NULL CHECK(frozen >= 0 AND frozen <= balance),
+  status INTEGER NOT NULL, UNIQUE(master_id, member_code));
+CREATE TABLE IF NOT EXISTS postings(
+  id INTEGER PRIMARY KEY, front_seq_no TEXT NOT NULL, master_id INTEGER NOT NULL,
+  debit TEXT NOT NULL, credit TEXT NOT NULL, amount INTEGER NOT NULL CHECK(amount > 0),
+  booking_type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries(
+  id INTEGER PRIMARY KEY, sub_id INTEGER NOT NULL, front_seq_no TEXT NOT NULL,
+  acct_date INTEGER NOT NULL, time TEXT NOT NULL, booking_type TEXT NOT NULL, dc TEXT NOT NULL,
+  amount INTEGER NOT NULL, balance_after INTEGER NOT NULL, peer_acct TEXT NOT NULL,
+  remark TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_sub ON entries(sub_id, acct_date, id);
+CREATE TABLE IF NOT EXISTS credits(
+  front_seq_no TEXT NOT NULL UNIQUE, master_id INTEGER NOT NULL, in_acct_type TEXT NOT NULL,
+  sub_acct_no TEXT NOT NULL, amount INTEGER NOT NULL, unallocated INTEGER NOT NULL,
+  payer_acct TEXT NOT NULL, payer_name TEXT NOT NULL, acct_date INTEGER NOT NULL,
+  remark TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS credits_by_date ON credits(master_id, acct_date);
+CREATE TABLE IF NOT EXISTS receipts(
+  front_seq_no TEXT PRIMARY KEY, master_id INTEGER NOT NULL, receipt_no TEXT NOT NULL UNIQUE,
+  check_code TEXT NOT NULL, booking_date TEXT NOT NULL, payer_acct TEXT NOT NULL,
+  payer_name TEXT NOT NULL, payee_acct TEXT NOT NULL, payee_name TEXT NOT NULL,
+  amount INTEGER NOT NULL, summary TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests(
+  enterprise_code TEXT NOT NULL, serial TEXT NOT NULL, tx_code TEXT NOT NULL,
+  fingerprint BLOB NOT NULL, return_code TEXT NOT NULL, return_msg TEXT NOT NULL,
+  body BLOB NOT NULL, PRIMARY KEY(enterprise_code, serial)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders(
+  enterprise_code TEXT NOT NULL, order_no TEXT NOT NULL, front_seq_no TEXT NOT NULL,
+  PRIMARY KEY(enterprise_code, order_no)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notices(
+  bank_serial TEXT PRIMARY KEY, front_seq_no TEXT NOT NULL) WITHOUT ROWID;
+";
+
+/// The SQLite store over one connection (the writer's).
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn side_code(s: Side) -> String {
+    match s {
+        Side::Mirror => "mirror".into(),
+        Side::Suspense => "suspense".into(),
+        Side::Fee => "fee".into(),
+        Side::InTransit => "in_transit".into(),
+        Side::Sub(id) => format!("sub:{id}"),
+    }
+}
+
+fn booking_from(code: &str) -> BookingType {
+    match code {
+        "02" => BookingType::Freeze,
+        "03" => BookingType::Unfreeze,
+        "04" => BookingType::InboundCredit,
+        "05" => BookingType::SuspenseAllocation,
+        "06" => BookingType::Withdrawal,
+        "07" => BookingType::WithdrawalRefund,
+        "08" => BookingType::Fee,
+        _ => BookingType::ForcedTransfer,
+    }
+}
+
+fn in_acct_type(code: &str) -> &'static str {
+    match code {
+        "02" => "02",
+        "03" => "03",
+        _ => "04",
+    }
+}
+
+fn credit_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<CreditRow> {
+    let t: String = r.get(2)?;
+    Ok(CreditRow {
+        front_seq_no: r.get(0)?,
+        master_id: r.get(1)?,
+        in_acct_type: in_acct_type(&t),
+        sub_acct_no: r.get(3)?,
+        amount: r.get(4)?,
+        unallocated: r.get(5)?,
+        payer_acct: r.get(6)?,
+        payer_name: r.get(7)?,
+        acct_date: r.get(8)?,
+        remark: r.get(9)?,
+    })
+}
+
+const CREDIT_COLS: &str = "front_seq_no, master_id, in_acct_type, sub_acct_no, amount, \
+     unallocated, payer_acct, payer_name, acct_date, remark";
+
+impl SqliteStore {
+    /// Opens (creating) `dir/bankfep.sqlite3` with WAL and `synchronous=FULL`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let conn = Connection::open(dir.join("bankfep.sqlite3"))?;
+        conn.busy_timeout(std::time::Duration::from_millis(5_000))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteStore { conn })
+    }
+
+    fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        u64::try_from(v.unwrap_or(0)).map_err(|_| StoreError::Corrupt("negative counter"))
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, enterprise_code, acct_no, mirror, suspense, fee, in_transit FROM masters",
+        )?;
+        let masters = st
+            .query_map([], |r| {
+                Ok(Master {
+                    id: r.get(0)?,
+                    enterprise_code: r.get(1)?,
+                    acct_no: r.get(2)?,
+                    mirror: r.get(3)?,
+                    suspense: r.get(4)?,
+                    fee: r.get(5)?,
+                    in_transit: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut st = self.conn.prepare(
+            "SELECT id, master_id, sub_acct_no, member_code, member_name, global_type, global_id, \
+             mobile, balance, frozen, status FROM subs",
+        )?;
+        let subs = st
+            .query_map([], |r| {
+                Ok(SubAccount {
+                    id: r.get(0)?,
+                    master_id: r.get(1)?,
+                    sub_acct_no: r.get(2)?,
+                    member_code: r.get(3)?,
+                    member_name: r.get(4)?,
+                    global_type: r.get(5)?,
+                    global_id: r.get(6)?,
+                    mobile: r.get(7)?,
+                    balance: r.get(8)?,
+                    frozen: r.get(9)?,
+                    status: SubStatus::from_code(r.get(10)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let counters = Counters {
+            front_seq: self.meta_u64("front_seq")?,
+            sub_seq: self.meta_u64("sub_seq")?,
+            receipt_seq: self.meta_u64("receipt_seq")?,
+        };
+        Ok((masters, subs, counters))
+    }
+
+    fn provision_master(&mut self, enterprise_code: &str, acct_no: &str) -> Result<(), StoreError> {
+        let owner: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT enterprise_code FROM masters WHERE acct_no = ?1",
+                [acct_no],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match owner {
+            Some(o) if o == enterprise_code => Ok(()),
+            Some(_) => Err(StoreError::Corrupt(
+                "master account already provisioned for another enterprise",
+            )),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO masters(enterprise_code, acct_no, mirror, suspense, fee, in_transit) \
+                     VALUES (?1, ?2, 0, 0, 0, 0)",
+                    params![enterprise_code, acct_no],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn receipt_secret(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let v: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'receipt_secret'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(v) = v {
+            return Ok(v);
+        }
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('receipt_secret', ?1)",
+            [fresh],
+        )?;
+        Ok(fresh.to_vec())
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("SAVEPOINT req")?;
+        Ok(())
+    }
+    fn release(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("RELEASE req")?;
+        Ok(())
+    }
+    fn rollback_to(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("ROLLBACK TO req; RELEASE req")?;
+        Ok(())
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT tx_code, fingerprint, return_code, return_msg, body FROM requests \
+             WHERE enterprise_code = ?1 AND serial = ?2",
+        )?;
+        Ok(st
+            .query_row(params![enterprise_code, serial], |r| {
+                Ok(StoredRequest {
+                    enterprise_code: enterprise_code.to_string(),
+                    serial: serial.to_string(),
+                    tx_code: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    return_code: r.get(2)?,
+                    return_msg: r.get(3)?,
+                    body: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn order_used(&mut self, enterprise_code: &str, order_no: &str) -> Result<bool, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT 1 FROM orders WHERE enterprise_code = ?1 AND order_no = ?2",
+        )?;
+        Ok(st.exists(params![enterprise_code, order_no])?)
+    }
+
+    fn notice_seen(&mut self, bank_serial: &str) -> Result<bool, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM notices WHERE bank_serial = ?1")?;
+        Ok(st.exists([bank_serial])?)
+    }
+
+    fn credit(&mut self, front_seq_no: &str) -> Result<Option<CreditRow>, StoreError> {
+        let sql = format!("SELECT {CREDIT_COLS} FROM credits WHERE front_seq_no = ?1");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        Ok(st.query_row([front_seq_no], credit_from).optional()?)
+    }
+
+    fn entries_page(&mut self, sub_id: i64, start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<Entry>), StoreError> {
+        let total: i64 = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM entries WHERE sub_id = ?1 AND acct_date BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![sub_id, start, end], |r| r.get(0))?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(rows);
+        let mut st = self.conn.prepare_cached(
+            "SELECT front_seq_no, acct_date, time, booking_type, dc, amount, balance_after, \
+             peer_acct, remark FROM entries WHERE sub_id = ?1 AND acct_date BETWEEN ?2 AND ?3 \
+             ORDER BY acct_date, id LIMIT ?4 OFFSET ?5",
+        )?;
+        let list = st
+            .query_map(params![sub_id, start, end, rows, offset], |r| {
+                let bt: String = r.get(3)?;
+                let dc: String = r.get(4)?;
+                Ok(Entry {
+                    sub_id,
+                    front_seq_no: r.get(0)?,
+                    acct_date: r.get(1)?,
+                    time: r.get(2)?,
+                    booking_type: booking_from(&bt),
+                    dc: if dc == "C" { 'C' } else { 'D' },
+                    amount: r.get(5)?,
+                    balance_after: r.get(6)?,
+                    peer_acct: r.get(7)?,
+                    remark: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), list))
+    }
+
+    fn credits_page(&mut self, master_ids: &[i64], start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<CreditRow>), StoreError> {
+        let ids = master_ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let filter = format!("master_id IN ({ids}) AND acct_date BETWEEN ?1 AND ?2");
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM credits WHERE {filter}"))?
+            .query_row(params![start, end], |r| r.get(0))?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(rows);
+        let sql = format!(
+            "SELECT {CREDIT_COLS} FROM credits WHERE {filter} ORDER BY acct_date, rowid \
+             LIMIT ?3 OFFSET ?4"
+        );
+        let list = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![start, end, rows, offset], credit_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), list))
+    }
+
+    fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT master_id, receipt_no, check_code, booking_date, payer_acct, payer_name, \
+             payee_acct, payee_name, amount, summary FROM receipts WHERE front_seq_no = ?1",
+        )?;
+        Ok(st
+            .query_row([front_seq_no], |r| {
+                Ok(ReceiptRow {
+                    front_seq_no: front_seq_no.to_string(),
+                    master_id: r.get(0)?,
+                    receipt_no: r.get(1)?,
+                    check_code: r.get(2)?,
+                    booking_date: r.get(3)?,
+                    payer_acct: r.get(4)?,
+                    payer_name: r.get(5)?,
+                    payee_acct: r.get(6)?,
+                    payee_name: r.get(7)?,
+                    amount: r.get(8)?,
+                    summary: r.get(9)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn append(&mut self, enterprise_code: &str, front_seq_no: Option<&str>, w: &Writes) -> Result<(), StoreError> {
+        let seq = front_seq_no.unwrap_or("");
+        if !w.postings.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in &w.postings {
+                st.execute(params![
+                    seq,
+                    p.master_id,
+                    side_code(p.debit),
+                    side_code(p.credit),
+                    p.amount,
+                    p.booking_type.code()
+                ])?;
+            }
+        }
+        if !w.entries.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO entries(sub_id, front_seq_no, acct_date, time, booking_type, dc, \
+                 amount, balance_after, peer_acct, remark) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for e in &w.entries {
+                st.execute(params![
+                    e.sub_id,
+                    e.front_seq_no,
+                    e.acct_date,
+                    e.time,
+                    e.booking_type.code(),
+                    e.dc.to_string(),
+                    e.amount,
+                    e.balance_after,
+                    e.peer_acct,
+                    e.remark
+                ])?;
+            }
+        }
+        if !w.credits.is_empty() {
+            let sql = format!(
+                "INSERT INTO credits({CREDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            for c in &w.credits {
+                st.execute(params![
+                    c.front_seq_no,
+                    c.master_id,
+                    c.in_acct_type,
+                    c.sub_acct_no,
+                    c.amount,
+                    c.unallocated,
+                    c.payer_acct,
+                    c.payer_name,
+                    c.acct_date,
+                    c.remark
+                ])?;
+            }
+        }
+        for (seq_no, unallocated) in &w.credit_updates {
+            self.conn
+                .prepare_cached("UPDATE credits SET unallocated = ?2 WHERE front_seq_no = ?1")?
+                .execute(params![seq_no, unallocated])?;
+        }
+        if !w.receipts.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO receipts(front_seq_no, master_id, receipt_no, check_code, booking_date, \
+                 payer_acct, payer_name, payee_acct, payee_name, amount, summary) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in &w.receipts {
+                st.execute(params![
+                    r.front_seq_no,
+                    r.master_id,
+                    r.receipt_no,
+                    r.check_code,
+                    r.booking_date,
+                    r.payer_acct,
+                    r.payer_name,
+                    r.payee_acct,
+                    r.payee_name,
+                    r.amount,
+                    r.summary
+                ])?;
+            }
+        }
+        if let Some(order_no) = &w.order_no {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO orders(enterprise_code, order_no, front_seq_no) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![enterprise_code, order_no, seq])?;
+        }
+        if let Some((bank_serial, seq_no)) = &w.notice {
+            self.conn
+                .prepare_cached("INSERT INTO notices(bank_serial, front_seq_no) VALUES (?1, ?2)")?
+                .execute(params![bank_serial, seq_no])?;
+        }
+        Ok(())
+    }
+
+    fn record_request(&mut self, r: &StoredRequest) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO requests(enterprise_code, serial, tx_code, fingerprint, return_code, \
+                 return_msg, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.enterprise_code,
+                r.serial,
+                r.tx_code,
+                r.fingerprint,
+                r.return_code,
+                r.return_msg,
+                r.body
+            ])?;
+        Ok(())
+    }
+
+    fn write_accounts(&mut self, masters: &[&Master], subs: &[&SubAccount]) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE masters SET mirror = ?2, suspense = ?3, fee = ?4, in_transit = ?5 WHERE id = ?1",
+        )?;
+        for m in masters {
+            st.execute(params![m.id, m.mirror, m.suspense, m.fee, m.in_transit])?;
+        }
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO subs(id, master_id, sub_acct_no, member_code, member_name, global_type, \
+             global_id, mobile, balance, frozen, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT(id) DO UPDATE SET balance = excluded.balance, frozen = excluded.frozen, \
+             status = excluded.status",
+        )?;
+        for s in subs {
+            st.execute(params![
+                s.id,
+                s.master_id,
+                s.sub_acct_no,
+                s.member_code,
+                s.member_name,
+                s.global_type,
+                s.global_id,
+                s.mobile,
+                s.balance,
+                s.frozen,
+                s.status.code()
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?;
+        for (k, v) in [
+            ("front_seq", c.front_seq),
+            ("sub_seq", c.sub_seq),
+            ("receipt_seq", c.receipt_seq),
+        ] {
+            st.execute(params![k, i64::try_from(v).unwrap_or(i64::MAX)])?;
+        }
+        Ok(())
+    }
+}
