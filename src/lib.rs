@@ -4,4 +4,6 @@
 //! - [`codec`]: schemas as data, charset (GBK/UTF-8), fixed-width (nom) and XML (quick-xml) codecs
 //! - [`wire`]: framing: the 222-byte A001 header and 8-digit length-prefixed records
 pub mod codec;
+pub mod devcerts;
+pub mod tls;
 pub mod wire;
