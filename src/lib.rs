@@ -3,6 +3,7 @@
 //! Module map (see README "Design"):
 //! - [`codec`]: schemas as data, charset (GBK/UTF-8), fixed-width (nom) and XML (quick-xml) codecs
 //! - [`wire`]: framing: the 222-byte A001 header and 8-digit length-prefixed records
+pub mod client;
 pub mod codec;
 pub mod devcerts;
 pub mod tls;
