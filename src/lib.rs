@@ -7,4 +7,5 @@ pub mod client;
 pub mod codec;
 pub mod devcerts;
 pub mod tls;
+pub mod tools;
 pub mod wire;
