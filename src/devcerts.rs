@@ -313,6 +313,91 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[tokio::test]
+    async fn platform_and_core_clients_over_mutual_tls() {
+        use crate::client::{self, CoreClient, Notice, PlatformClient};
+        let dir = temp_dir("clients");
+        let certs = write_dev_certs(&dir).unwrap();
+        let server =
+            tls::server_config(&certs.server_cert, &certs.server_key, Some(&certs.ca_cert))
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        tokio::spawn(async move {
+            // First connection speaks A001, second the core link.
+            let (sock, _) = listener.accept().await.unwrap();
+            let mut s = acceptor.accept(sock).await.unwrap();
+            let cn = tls::peer_identity(s.get_ref().1).unwrap();
+            for _ in 0..2 {
+                let req = client::read_platform_frame(&mut s, 5000).await.unwrap();
+                let mut h = req.header.clone();
+                let body = format!("<Result><CN>{cn}</CN></Result>");
+                h[30..40].copy_from_slice(format!("{:010}", body.len()).as_bytes());
+                h[87..93].copy_from_slice(b"000000");
+                h.extend_from_slice(body.as_bytes());
+                s.write_all(&h).await.unwrap();
+                s.flush().await.unwrap();
+            }
+            let (sock, _) = listener.accept().await.unwrap();
+            let mut s = acceptor.accept(sock).await.unwrap();
+            let cn = tls::peer_identity(s.get_ref().1).unwrap();
+            let rec = client::read_prefixed_record(&mut s, 5000).await.unwrap();
+            let mut reply = b"000001006920".to_vec();
+            reply.extend_from_slice(&rec[4..36]);
+            reply.extend_from_slice(b"0000");
+            reply.extend_from_slice(format!("{cn:<60}").as_bytes());
+            s.write_all(&reply).await.unwrap();
+            s.flush().await.unwrap();
+        });
+
+        let cfg = tls::client_config(
+            &certs.ca_cert,
+            Some((&certs.client_cert, &certs.client_key)),
+        )
+        .unwrap();
+        let mut c = PlatformClient::connect(&addr, Some((cfg, "localhost")), 5000)
+            .await
+            .unwrap();
+        for serial in ["T1", "T2"] {
+            let r = c
+                .call(PLATFORM_CLIENT_CN, "6010", serial, &[])
+                .await
+                .unwrap();
+            assert_eq!(r.return_code(), "000000");
+            assert_eq!(r.serial(), serial);
+            assert_eq!(r.field("CN").as_deref(), Some(PLATFORM_CLIENT_CN));
+        }
+
+        let cfg = tls::client_config(
+            &certs.ca_cert,
+            Some((&certs.core_client_cert, &certs.core_client_key)),
+        )
+        .unwrap();
+        let mut core = CoreClient::connect(&addr, Some((cfg, "127.0.0.1")), 5000)
+            .await
+            .unwrap();
+        let reply = core
+            .notify(&Notice {
+                bank_serial: "CORE0001".into(),
+                channel: "INTR".into(),
+                acct_date: "20260101".into(),
+                time: "120000".into(),
+                payee: "6222000000000000001".into(),
+                amount_fen: 1,
+                payer_acct: "6228".into(),
+                payer_name: "张三".into(),
+                payer_bank: String::new(),
+                memo: String::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply.bank_serial, "CORE0001");
+        assert_eq!(reply.result, "0000");
+        assert_eq!(reply.message, CORE_CLIENT_CN);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn common_name_parsed_from_generated_certs() {
         let dir = temp_dir("cn");
