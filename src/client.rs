@@ -242,7 +242,8 @@ pub fn put_number(
 ///
 /// Errors: [`ClientError::FieldTooLong`] when a value exceeds its field,
 /// [`ClientError::Unmappable`] when the body (or a header value) cannot be encoded in `cs`
-/// (GBK), [`ClientError::TooLarge`] if the body needs more than 10 digits.
+/// (GBK); a body whose length needs more than 10 digits is also
+/// [`ClientError::FieldTooLong`] (field "body length").
 pub fn build_request(
     cs: BodyCharset,
     enterprise_code: &str,
