@@ -193,7 +193,10 @@ impl Config {
                     "enterprise_code must be 1..=20 bytes".into(),
                 ));
             }
-            if t.master_accounts.iter().any(|a| a.is_empty() || a.len() > 32) {
+            if t.master_accounts
+                .iter()
+                .any(|a| a.is_empty() || a.len() > 32)
+            {
                 return Err(ConfigError::Invalid(
                     "master account numbers must be 1..=32 bytes".into(),
                 ));

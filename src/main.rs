@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use bankfep::config::Config;
 
 #[derive(Parser)]
-#[command(name = "bankfep", version, about = "Bank host-to-host front-end processor (银企直连前置机)")]
+#[command(
+    name = "bankfep",
+    version,
+    about = "Bank host-to-host front-end processor (银企直连前置机)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -89,7 +93,10 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");
@@ -119,7 +126,12 @@ async fn run(cmd: Cmd) -> ExitCode {
                 Ok(outcomes) => {
                     let failed = outcomes.iter().filter(|o| !o.ok).count();
                     for o in &outcomes {
-                        println!("{} {} {}", if o.ok { "ok  " } else { "FAIL" }, o.case, o.detail);
+                        println!(
+                            "{} {} {}",
+                            if o.ok { "ok  " } else { "FAIL" },
+                            o.case,
+                            o.detail
+                        );
                     }
                     println!("{} passed, {} failed", outcomes.len() - failed, failed);
                     if failed == 0 {

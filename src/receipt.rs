@@ -101,7 +101,9 @@ mod tests {
         let s = Signer::new(b"secret-one");
         let c = s.check_code(&fields(100));
         assert_eq!(c.len(), CHECK_CODE_LEN);
-        assert!(c.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+        assert!(c
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
         assert_eq!(c, s.check_code(&fields(100)));
         assert_ne!(c, s.check_code(&fields(101)));
         assert_ne!(c, Signer::new(b"secret-two").check_code(&fields(100)));

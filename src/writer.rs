@@ -76,7 +76,7 @@ pub enum Job {
     /// A platform request.
     Platform(Box<PlatformJob>),
     /// A core notice (the command is always `Command::Notice`).
-    Notice(Command, oneshot::Sender<CoreResult>),
+    Notice(Box<Command>, oneshot::Sender<CoreResult>),
     /// Test and operations hook: a copy of the state and the invariant check result.
     Snapshot(oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>),
 }
@@ -206,7 +206,8 @@ impl Writer {
                 }
                 Job::Platform(p) => {
                     let mark = undo.len();
-                    let reply = self.in_savepoint(|w| w.platform(&p, &stamp, &mut undo, &mut dirty));
+                    let reply =
+                        self.in_savepoint(|w| w.platform(&p, &stamp, &mut undo, &mut dirty));
                     let reply = reply.unwrap_or_else(|e| {
                         tracing::error!(error = %e, "request failed in store; answered YQ9999");
                         self.state.rollback(&mut undo, mark);
@@ -333,7 +334,9 @@ impl Writer {
     fn prefetch(&mut self, enterprise: &str, cmd: &Command) -> Result<Facts, StoreError> {
         let mut f = Facts::default();
         match cmd {
-            Command::Transfer(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
+            Command::Transfer(r) => {
+                f.order_used = self.store.order_used(enterprise, &r.order_no)?
+            }
             Command::Freeze(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
             Command::Allocate(r) => {
                 f.order_used = self.store.order_used(enterprise, &r.order_no)?;
@@ -463,7 +466,8 @@ impl Writer {
         Ok(match d.code {
             ReturnCode::Ok => {
                 if d.front_seq_no.is_some() {
-                    self.store.append("", d.front_seq_no.as_deref(), &d.writes)?;
+                    self.store
+                        .append("", d.front_seq_no.as_deref(), &d.writes)?;
                     self.apply(&d, undo, dirty);
                 }
                 CoreResult::Accepted

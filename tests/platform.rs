@@ -19,7 +19,10 @@ async fn open_fund_transfer_with_fee_and_read_balances() {
     assert_eq!(open_sub(&mut c, "M001", "张三").await, a);
 
     fund(&mut core, "CORE0001", &a, 100_000).await; // 1,000.00
-    assert_eq!(balance(&mut c, &a).await, ("1000.00".into(), "0.00".into(), "1000.00".into()));
+    assert_eq!(
+        balance(&mut c, &a).await,
+        ("1000.00".into(), "0.00".into(), "1000.00".into())
+    );
 
     let r = transfer(&mut c, (&a, "M001"), (&b, "M002"), "250.5", "1.25", "ORD-1").await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
@@ -35,12 +38,27 @@ async fn open_fund_transfer_with_fee_and_read_balances() {
     assert_eq!(m.fee, 125);
 
     // Details of the payer: inbound credit, transfer (D) and fee (08, D), balances after each.
-    let r = call(&mut c, "6072", &[("SubAcctNo", &a), ("StartDate", "20261101"), ("EndDate", "20261130"), ("PageNum", "1")]).await;
+    let r = call(
+        &mut c,
+        "6072",
+        &[
+            ("SubAcctNo", &a),
+            ("StartDate", "20261101"),
+            ("EndDate", "20261130"),
+            ("PageNum", "1"),
+        ],
+    )
+    .await;
     assert_eq!(r.return_code(), "000000");
     assert_eq!(r.field("TotalCount").as_deref(), Some("3"));
     assert_eq!(r.field("EndFlag").as_deref(), Some("Y"));
     let rows = r.rows();
-    let get = |row: &Vec<(String, String)>, k: &str| row.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |row: &Vec<(String, String)>, k: &str| {
+        row.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     assert_eq!(rows.len(), 3);
     assert_eq!(get(&rows[0], "BookingType"), "04");
     assert_eq!(get(&rows[0], "DcFlag"), "C");
@@ -59,22 +77,27 @@ async fn open_fund_transfer_with_fee_and_read_balances() {
     assert_eq!(r1.body, r2.body);
     let code = r1.field("CheckCode").expect("CheckCode");
     assert_eq!(code.len(), 16);
-    assert!(code.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+    assert!(code
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
     assert_eq!(r1.field("TranAmt").as_deref(), Some("250.50"));
     assert_eq!(r1.field("PayerAcctNo").as_deref(), Some(a.as_str()));
     assert_eq!(r1.field("PayeeAcctNo").as_deref(), Some(b.as_str()));
     let signer = bankfep::receipt::Signer::new(&(0u8..32).collect::<Vec<_>>());
-    assert!(signer.verify(
-        &bankfep::receipt::ReceiptFields {
-            receipt_no: &r1.field("ReceiptNo").expect("ReceiptNo"),
-            front_seq_no: &seq,
-            booking_date: "20261123",
-            payer_acct: &a,
-            payee_acct: &b,
-            amount_fen: 25_050,
-        },
-        &code
-    ), "the verification code is the keyed MAC of the receipt's fields");
+    assert!(
+        signer.verify(
+            &bankfep::receipt::ReceiptFields {
+                receipt_no: &r1.field("ReceiptNo").expect("ReceiptNo"),
+                front_seq_no: &seq,
+                booking_date: "20261123",
+                payer_acct: &a,
+                payee_acct: &b,
+                amount_fen: 25_050,
+            },
+            &code
+        ),
+        "the verification code is the keyed MAC of the receipt's fields"
+    );
     gw.running.shutdown().await;
 }
 
@@ -100,13 +123,25 @@ async fn transfer_rejections_in_precedence_order() {
     ];
     for (member, amt, fee, order, want) in cases {
         let r = transfer(&mut c, (&a, member), (&b, "R002"), amt, fee, order).await;
-        assert_eq!(&r.return_code(), want, "amount {amt} fee {fee} member {member}");
+        assert_eq!(
+            &r.return_code(),
+            want,
+            "amount {amt} fee {fee} member {member}"
+        );
         if *want != "000000" {
             assert!(r.body.is_empty(), "error replies carry an empty body");
         }
     }
     // Unknown sub-account.
-    let r = transfer(&mut c, ("9000000000000999", "R001"), (&b, "R002"), "1.00", "0", "O1").await;
+    let r = transfer(
+        &mut c,
+        ("9000000000000999", "R001"),
+        (&b, "R002"),
+        "1.00",
+        "0",
+        "O1",
+    )
+    .await;
     assert_eq!(r.return_code(), "E10001");
     // A refused request does not use its OrderNo up; an accepted one does.
     let r = transfer(&mut c, (&a, "R001"), (&b, "R002"), "1.00", "0", "O1").await;
@@ -121,10 +156,25 @@ async fn transfer_rejections_in_precedence_order() {
     gw.running.shutdown().await;
 }
 
-async fn freeze(c: &mut bankfep::client::PlatformClient, sub: &str, flag: &str, amt: &str, order: &str) -> String {
-    call(c, "6007", &[("FunctionFlag", flag), ("SubAcctNo", sub), ("TranAmt", amt), ("OrderNo", order)])
-        .await
-        .return_code()
+async fn freeze(
+    c: &mut bankfep::client::PlatformClient,
+    sub: &str,
+    flag: &str,
+    amt: &str,
+    order: &str,
+) -> String {
+    call(
+        c,
+        "6007",
+        &[
+            ("FunctionFlag", flag),
+            ("SubAcctNo", sub),
+            ("TranAmt", amt),
+            ("OrderNo", order),
+        ],
+    )
+    .await
+    .return_code()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +186,10 @@ async fn freeze_unfreeze_and_close() {
     let b = open_sub(&mut c, "F002", "收款方").await;
     fund(&mut core, "CORE-F1", &a, 50_000).await;
     assert_eq!(freeze(&mut c, &a, "1", "300.00", "FZ1").await, "000000");
-    assert_eq!(balance(&mut c, &a).await, ("500.00".into(), "300.00".into(), "200.00".into()));
+    assert_eq!(
+        balance(&mut c, &a).await,
+        ("500.00".into(), "300.00".into(), "200.00".into())
+    );
     assert_eq!(freeze(&mut c, &a, "1", "200.01", "FZ2").await, "E10003");
     assert_eq!(freeze(&mut c, &a, "2", "300.01", "FZ3").await, "E10009");
     assert_eq!(freeze(&mut c, &a, "1", "1.00", "FZ1").await, "E10008");
@@ -157,7 +210,11 @@ async fn freeze_unfreeze_and_close() {
     };
     let mut f = close("F001", "冻结测试");
     f.push(("MemberGlobalId", "91110000000000F001"));
-    assert_eq!(call(&mut c, "6248", &f).await.return_code(), "E10009", "money left");
+    assert_eq!(
+        call(&mut c, "6248", &f).await.return_code(),
+        "E10009",
+        "money left"
+    );
     let r = transfer(&mut c, (&a, "F001"), (&b, "F002"), "500.00", "0", "T2").await;
     assert_eq!(r.return_code(), "000000");
     assert_eq!(call(&mut c, "6248", &f).await.return_code(), "000000");
@@ -166,7 +223,10 @@ async fn freeze_unfreeze_and_close() {
     let r = transfer(&mut c, (&b, "F002"), (&a, "F001"), "1.00", "0", "T3").await;
     assert_eq!(r.return_code(), "E10004");
     // Its inbound credits go to suspense.
-    let r = core.notify(&notice("CORE-F2", &a, 100, "")).await.expect("notify");
+    let r = core
+        .notify(&notice("CORE-F2", &a, 100, ""))
+        .await
+        .expect("notify");
     assert_eq!(r.result, "0000");
     let state = gw.assert_invariants().await;
     assert_eq!(state.master_by_no(MASTER).expect("master").suspense, 100);
@@ -189,7 +249,12 @@ async fn open_rejections() {
     };
     let r = call(&mut c, "6248", &base(MASTER, "李四", "91110000000000O001")).await;
     assert_eq!(r.return_code(), "E10002");
-    let r = call(&mut c, "6248", &base("6222999999999999999", "张三", "91110000000000O001")).await;
+    let r = call(
+        &mut c,
+        "6248",
+        &base("6222999999999999999", "张三", "91110000000000O001"),
+    )
+    .await;
     assert_eq!(r.return_code(), "E10001");
     let mut f = base(MASTER, "张三", "91110000000000O001");
     f[3] = ("MemberGlobalType", "99");
@@ -213,8 +278,14 @@ async fn idempotent_replay_returns_original_bytes() {
         ("TranAmt", "10.00"),
         ("OrderNo", "IDEM-1"),
     ];
-    let first = c.call(ENT, "6034", "SER-IDEM-1", &fields).await.expect("call");
-    let again = c.call(ENT, "6034", "SER-IDEM-1", &fields).await.expect("call");
+    let first = c
+        .call(ENT, "6034", "SER-IDEM-1", &fields)
+        .await
+        .expect("call");
+    let again = c
+        .call(ENT, "6034", "SER-IDEM-1", &fields)
+        .await
+        .expect("call");
     assert_eq!(first.return_code(), "000000");
     assert_eq!(first.body, again.body, "same body bytes");
     assert_eq!(first.header[..53], again.header[..53]);
@@ -232,10 +303,16 @@ async fn idempotent_replay_returns_original_bytes() {
     // Same serial, different body: YQ9962, nothing moves.
     let mut other = fields;
     other[4] = ("TranAmt", "11.00");
-    let r = c.call(ENT, "6034", "SER-IDEM-1", &other).await.expect("call");
+    let r = c
+        .call(ENT, "6034", "SER-IDEM-1", &other)
+        .await
+        .expect("call");
     assert_eq!(r.return_code(), "YQ9962");
     // Same serial, different code.
-    let r = c.call(ENT, "6010", "SER-IDEM-1", &[("SubAcctNo", &a)]).await.expect("call");
+    let r = c
+        .call(ENT, "6010", "SER-IDEM-1", &[("SubAcctNo", &a)])
+        .await
+        .expect("call");
     assert_eq!(r.return_code(), "YQ9962");
     // 6110 reports the original outcomes.
     let r = call(&mut c, "6110", &[("OrigSerialNo", "SER-IDEM-1")]).await;
@@ -255,9 +332,21 @@ async fn header_faults_get_their_codes_and_the_connection_survives() {
     let mut c = gw.client().await;
     let body = xml_request(BodyCharset::Gbk, &[("SubAcctNo", "9000000000000001")]);
     let frame = |ent: &str, tx: &str| {
-        build_request(BodyCharset::Gbk, ent, tx, &serial("H"), "20261123", "100000", &body).expect("frame")
+        build_request(
+            BodyCharset::Gbk,
+            ent,
+            tx,
+            &serial("H"),
+            "20261123",
+            "100000",
+            &body,
+        )
+        .expect("frame")
     };
-    let r = c.call_raw(&frame("UNKNOWNENTERPRISE001", "6010")).await.expect("call");
+    let r = c
+        .call_raw(&frame("UNKNOWNENTERPRISE001", "6010"))
+        .await
+        .expect("call");
     assert_eq!(r.return_code(), "YQ9985");
     let r = c.call_raw(&frame(ENT, "9999")).await.expect("call");
     assert_eq!(r.return_code(), "YQ0000");
@@ -286,7 +375,12 @@ async fn header_faults_get_their_codes_and_the_connection_survives() {
         f[30..40].copy_from_slice(format!("{:010}", bad.len()).as_bytes());
         f.extend_from_slice(bad);
         let r = c.call_raw(&f).await.expect("call");
-        assert_eq!(r.return_code(), "YQ9977", "body {:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            r.return_code(),
+            "YQ9977",
+            "body {:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     // Still served on the same connection.
     let a = open_sub(&mut c, "H001", "头部测试").await;
@@ -299,7 +393,16 @@ async fn untrusted_or_oversized_frames_are_answered_and_closed() {
     let gw = start("untrusted").await;
     // Body length above 1 MiB: YQ9977 with an empty body before any body byte is sent.
     let mut c = gw.client().await;
-    let mut f = build_request(BodyCharset::Gbk, ENT, "6010", "BIG-1", "20261123", "100000", "").expect("frame");
+    let mut f = build_request(
+        BodyCharset::Gbk,
+        ENT,
+        "6010",
+        "BIG-1",
+        "20261123",
+        "100000",
+        "",
+    )
+    .expect("frame");
     f[30..40].copy_from_slice(b"0001048577");
     c.stream_mut().write_all(&f).await.expect("write header");
     let r = c.read_response().await.expect("reply before body");
@@ -309,14 +412,32 @@ async fn untrusted_or_oversized_frames_are_answered_and_closed() {
     assert!(c.read_response().await.is_err(), "connection closed");
     // Field 1 not A001.
     let mut c = gw.client().await;
-    let mut f = build_request(BodyCharset::Gbk, ENT, "6010", "BAD-1", "20261123", "100000", "").expect("frame");
+    let mut f = build_request(
+        BodyCharset::Gbk,
+        ENT,
+        "6010",
+        "BAD-1",
+        "20261123",
+        "100000",
+        "",
+    )
+    .expect("frame");
     f[..4].copy_from_slice(b"B001");
     let r = c.call_raw(&f).await.expect("reply");
     assert_eq!(r.return_code(), "YQ9977");
     assert!(c.read_response().await.is_err(), "connection closed");
     // Body length not digits.
     let mut c = gw.client().await;
-    let mut f = build_request(BodyCharset::Gbk, ENT, "6010", "BAD-2", "20261123", "100000", "").expect("frame");
+    let mut f = build_request(
+        BodyCharset::Gbk,
+        ENT,
+        "6010",
+        "BAD-2",
+        "20261123",
+        "100000",
+        "",
+    )
+    .expect("frame");
     f[30..40].copy_from_slice(b"00000000x1");
     assert_eq!(c.call_raw(&f).await.expect("reply").return_code(), "YQ9977");
     // The next connection is served.
@@ -339,15 +460,37 @@ async fn utf8_bodies_are_answered_in_utf8() {
             ("MemberGlobalId", "110101199001011234"),
         ],
     );
-    let f = build_request(BodyCharset::Utf8, ENT, "6248", "UTF8-1", "20261123", "100000", &body).expect("frame");
+    let f = build_request(
+        BodyCharset::Utf8,
+        ENT,
+        "6248",
+        "UTF8-1",
+        "20261123",
+        "100000",
+        &body,
+    )
+    .expect("frame");
     let r = c.call_raw(&f).await.expect("call");
     assert_eq!(r.return_code(), "000000");
     assert_eq!(&r.header[6..8], b"02");
     let sub = r.field("SubAcctNo").expect("SubAcctNo");
     let body = xml_request(BodyCharset::Utf8, &[("SubAcctNo", &sub)]);
-    let f = build_request(BodyCharset::Utf8, ENT, "6010", "UTF8-2", "20261123", "100000", &body).expect("frame");
+    let f = build_request(
+        BodyCharset::Utf8,
+        ENT,
+        "6010",
+        "UTF8-2",
+        "20261123",
+        "100000",
+        &body,
+    )
+    .expect("frame");
     let r = c.call_raw(&f).await.expect("call");
-    assert!(std::str::from_utf8(&r.body).expect("utf-8 body").contains("<MemberName>张三丰</MemberName>"));
-    assert!(r.body.starts_with(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    assert!(std::str::from_utf8(&r.body)
+        .expect("utf-8 body")
+        .contains("<MemberName>张三丰</MemberName>"));
+    assert!(r
+        .body
+        .starts_with(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
     gw.running.shutdown().await;
 }

@@ -959,7 +959,9 @@ mod tests {
         assert!(is_sub_acct_no(&no));
         let mut typo = no.clone().into_bytes();
         typo[3] = b'1';
-        assert!(!is_sub_acct_no(&String::from_utf8(typo).unwrap_or_default()));
+        assert!(!is_sub_acct_no(
+            &String::from_utf8(typo).unwrap_or_default()
+        ));
     }
 
     #[test]

@@ -90,7 +90,11 @@ fn serial_of(rec: &[u8]) -> String {
 }
 
 fn valid_date(d: u64) -> bool {
-    let (y, m, day) = ((d / 10_000) as i32, ((d / 100) % 100) as u32, (d % 100) as u32);
+    let (y, m, day) = (
+        (d / 10_000) as i32,
+        ((d / 100) % 100) as u32,
+        (d % 100) as u32,
+    );
     chrono::NaiveDate::from_ymd_opt(y, m, day).is_some()
 }
 
@@ -110,7 +114,10 @@ pub fn parse_notice(r: &FixedRecord<'_>) -> Option<NoticeReq> {
     if !["IBPS", "BEPS", "HVPS", "INTR"].contains(&channel.as_str()) {
         return None;
     }
-    let acct_date = r.num_u64("accounting_date").ok().filter(|d| valid_date(*d))?;
+    let acct_date = r
+        .num_u64("accounting_date")
+        .ok()
+        .filter(|d| valid_date(*d))?;
     let time = text("time").filter(|t| valid_time(t))?;
     let amount = i64::try_from(r.num_u64("amount").ok()?).ok()?;
     let bank_serial = text("bank_serial").filter(|s| !s.trim().is_empty())?;
@@ -141,7 +148,7 @@ async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
     let (tx, rx) = oneshot::channel();
     if shared
         .writer
-        .try_submit(Job::Notice(Command::Notice(notice), tx))
+        .try_submit(Job::Notice(Box::new(Command::Notice(notice)), tx))
         .is_err()
     {
         return reply_frame(shared, &serial, CoreResult::Busy);

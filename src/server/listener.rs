@@ -38,11 +38,12 @@ pub async fn bind(
     };
     let acceptor = match tls {
         Some(t) => {
-            let cfg = crate::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref())
-                .map_err(|e| StartError::Listen {
+            let cfg = crate::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref()).map_err(
+                |e| StartError::Listen {
                     what,
                     message: e.to_string(),
-                })?;
+                },
+            )?;
             Some(tokio_rustls::TlsAcceptor::from(cfg))
         }
         None => None,
@@ -118,7 +119,11 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(shared: Arc<Shared>, link: Link, stream: S) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    shared: Arc<Shared>,
+    link: Link,
+    stream: S,
+) {
     match link {
         Link::Platform => super::platform::handle(shared, stream).await,
         Link::Core => super::core_link::handle(shared, stream).await,

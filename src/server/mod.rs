@@ -118,11 +118,12 @@ pub async fn start_with_store(
     config: Config,
     mut store: Box<dyn Store>,
 ) -> Result<Running, StartError> {
-    let schemas = Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
+    let schemas =
+        Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     let clock: Arc<dyn Clock> = match &config.clock {
-        Some(s) => Arc::new(FixedClock(crate::clock::parse_fixed(s).ok_or_else(|| {
-            StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into())
-        })?)),
+        Some(s) => Arc::new(FixedClock(crate::clock::parse_fixed(s).ok_or_else(
+            || StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into()),
+        )?)),
         None => Arc::new(SystemClock::new(config.utc_offset_seconds)),
     };
     for t in &config.tenants {
@@ -145,7 +146,9 @@ pub async fn start_with_store(
     let (masters, subs, counters) = store.load()?;
     let state = LedgerState::from_rows(masters, subs, counters);
     if let Err(v) = crate::ledger::invariants::check_state(&state) {
-        return Err(StartError::Config(format!("stored ledger is inconsistent: {v}")));
+        return Err(StartError::Config(format!(
+            "stored ledger is inconsistent: {v}"
+        )));
     }
     let (writer, writer_thread) = writer::spawn(
         store,

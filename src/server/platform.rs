@@ -155,7 +155,11 @@ async fn respond_to(shared: &Shared, frame: &RawFrame) -> Vec<u8> {
         cmd,
         reply: tx,
     };
-    if shared.writer.try_submit(Job::Platform(Box::new(job))).is_err() {
+    if shared
+        .writer
+        .try_submit(Job::Platform(Box::new(job)))
+        .is_err()
+    {
         return refuse(ReturnCode::Busy);
     }
     let wait = Duration::from_millis(shared.config.limits.reply_wait_ms);

@@ -81,7 +81,11 @@ pub trait Store: Send + 'static {
     fn rollback(&mut self) -> Result<(), StoreError>;
 
     /// The recorded request `(enterprise_code, serial)`.
-    fn request(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError>;
+    fn request(
+        &mut self,
+        enterprise_code: &str,
+        serial: &str,
+    ) -> Result<Option<StoredRequest>, StoreError>;
     /// `true` when `order_no` was used by an accepted request of `enterprise_code`.
     fn order_used(&mut self, enterprise_code: &str, order_no: &str) -> Result<bool, StoreError>;
     /// `true` when `bank_serial` was booked.
@@ -90,19 +94,42 @@ pub trait Store: Send + 'static {
     fn credit(&mut self, front_seq_no: &str) -> Result<Option<CreditRow>, StoreError>;
     /// Detail rows of sub-account `sub_id` with accounting date in `start..=end`: the total
     /// count and page `page` (from 1) of `rows` rows, in booking order.
-    fn entries_page(&mut self, sub_id: i64, start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<Entry>), StoreError>;
+    fn entries_page(
+        &mut self,
+        sub_id: i64,
+        start: u32,
+        end: u32,
+        page: u32,
+        rows: u32,
+    ) -> Result<(u64, Vec<Entry>), StoreError>;
     /// Inbound-credit rows of master accounts `master_ids` in `start..=end`: count and page.
-    fn credits_page(&mut self, master_ids: &[i64], start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<CreditRow>), StoreError>;
+    fn credits_page(
+        &mut self,
+        master_ids: &[i64],
+        start: u32,
+        end: u32,
+        page: u32,
+        rows: u32,
+    ) -> Result<(u64, Vec<CreditRow>), StoreError>;
     /// The e-receipt of `front_seq_no`.
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
 
     /// Appends the rows of one accepted decision of `enterprise_code` (postings, entries,
     /// credits, receipts, order number, bank serial). Accounts are written by `write_accounts`.
-    fn append(&mut self, enterprise_code: &str, front_seq_no: Option<&str>, w: &Writes) -> Result<(), StoreError>;
+    fn append(
+        &mut self,
+        enterprise_code: &str,
+        front_seq_no: Option<&str>,
+        w: &Writes,
+    ) -> Result<(), StoreError>;
     /// Records a final platform response.
     fn record_request(&mut self, r: &StoredRequest) -> Result<(), StoreError>;
     /// Writes the post-images of the accounts a batch changed, once each.
-    fn write_accounts(&mut self, masters: &[&Master], subs: &[&SubAccount]) -> Result<(), StoreError>;
+    fn write_accounts(
+        &mut self,
+        masters: &[&Master],
+        subs: &[&SubAccount],
+    ) -> Result<(), StoreError>;
     /// Persists the identifier counters.
     fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError>;
 }

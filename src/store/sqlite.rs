@@ -257,7 +257,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn request(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError> {
+    fn request(
+        &mut self,
+        enterprise_code: &str,
+        serial: &str,
+    ) -> Result<Option<StoredRequest>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT tx_code, fingerprint, return_code, return_msg, body FROM requests \
              WHERE enterprise_code = ?1 AND serial = ?2",
@@ -278,9 +282,9 @@ impl Store for SqliteStore {
     }
 
     fn order_used(&mut self, enterprise_code: &str, order_no: &str) -> Result<bool, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT 1 FROM orders WHERE enterprise_code = ?1 AND order_no = ?2",
-        )?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM orders WHERE enterprise_code = ?1 AND order_no = ?2")?;
         Ok(st.exists(params![enterprise_code, order_no])?)
     }
 
@@ -297,11 +301,20 @@ impl Store for SqliteStore {
         Ok(st.query_row([front_seq_no], credit_from).optional()?)
     }
 
-    fn entries_page(&mut self, sub_id: i64, start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<Entry>), StoreError> {
-        let total: i64 = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM entries WHERE sub_id = ?1 AND acct_date BETWEEN ?2 AND ?3",
-        )?
-        .query_row(params![sub_id, start, end], |r| r.get(0))?;
+    fn entries_page(
+        &mut self,
+        sub_id: i64,
+        start: u32,
+        end: u32,
+        page: u32,
+        rows: u32,
+    ) -> Result<(u64, Vec<Entry>), StoreError> {
+        let total: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM entries WHERE sub_id = ?1 AND acct_date BETWEEN ?2 AND ?3",
+            )?
+            .query_row(params![sub_id, start, end], |r| r.get(0))?;
         let offset = i64::from(page.saturating_sub(1)) * i64::from(rows);
         let mut st = self.conn.prepare_cached(
             "SELECT front_seq_no, acct_date, time, booking_type, dc, amount, balance_after, \
@@ -329,7 +342,14 @@ impl Store for SqliteStore {
         Ok((u64::try_from(total).unwrap_or(0), list))
     }
 
-    fn credits_page(&mut self, master_ids: &[i64], start: u32, end: u32, page: u32, rows: u32) -> Result<(u64, Vec<CreditRow>), StoreError> {
+    fn credits_page(
+        &mut self,
+        master_ids: &[i64],
+        start: u32,
+        end: u32,
+        page: u32,
+        rows: u32,
+    ) -> Result<(u64, Vec<CreditRow>), StoreError> {
         let ids = master_ids
             .iter()
             .map(|i| i.to_string())
@@ -377,7 +397,12 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn append(&mut self, enterprise_code: &str, front_seq_no: Option<&str>, w: &Writes) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        enterprise_code: &str,
+        front_seq_no: Option<&str>,
+        w: &Writes,
+    ) -> Result<(), StoreError> {
         let seq = front_seq_no.unwrap_or("");
         if !w.postings.is_empty() {
             let mut st = self.conn.prepare_cached(
@@ -496,7 +521,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn write_accounts(&mut self, masters: &[&Master], subs: &[&SubAccount]) -> Result<(), StoreError> {
+    fn write_accounts(
+        &mut self,
+        masters: &[&Master],
+        subs: &[&SubAccount],
+    ) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "UPDATE masters SET mirror = ?2, suspense = ?3, fee = ?4, in_transit = ?5 WHERE id = ?1",
         )?;

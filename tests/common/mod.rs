@@ -17,7 +17,8 @@ pub const MASTER: &str = DEMO_MASTER_ACCOUNT;
 /// The fixed business clock of tests and fixtures.
 pub const CLOCK: &str = "2026-11-23T10:00:00";
 /// The fixed receipt key of tests and fixtures (hex).
-pub const RECEIPT_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const RECEIPT_KEY_HEX: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// A fresh, unique directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -120,7 +121,12 @@ pub async fn open_sub(c: &mut PlatformClient, member: &str, name: &str) -> Strin
         ],
     )
     .await;
-    assert_eq!(r.return_code(), "000000", "open {member}: {}", r.return_message());
+    assert_eq!(
+        r.return_code(),
+        "000000",
+        "open {member}: {}",
+        r.return_message()
+    );
     let no = r.field("SubAcctNo").expect("SubAcctNo");
     assert_eq!(no.len(), 16);
     no
