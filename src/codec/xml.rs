@@ -169,7 +169,10 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
     config.expand_empty_elements = false;
     config.check_comments = true;
 
-    let mut body = XmlBody::default();
+    let mut body = XmlBody {
+        fields: Vec::with_capacity(16),
+        lists: Vec::new(),
+    };
     let mut stack: Vec<Frame> = Vec::with_capacity(limits.depth_max.min(64));
     let mut elements = 0usize;
     let mut seen_anything = false;
@@ -304,12 +307,28 @@ fn open_element(stack: &mut [Frame], e: &BytesStart<'_>, offset: usize) -> Resul
     }
 }
 
+/// Trims XML white space (space, tab, CR, LF) only; other Unicode spaces such as the
+/// ideographic space U+3000 are content.
+fn xml_trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\r', '\n'])
+}
+
+/// [`xml_trim`] on an owned string, reusing its buffer when nothing is trimmed.
+fn trimmed_owned(text: String) -> String {
+    let trimmed = xml_trim(&text);
+    if trimmed.len() == text.len() {
+        text
+    } else {
+        trimmed.to_owned()
+    }
+}
+
 /// Hands a finished element to its parent (or to the body).
 fn close_element(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
     match frame {
         Frame::Root | Frame::Ignored => {}
         Frame::Child { name, text, rows } => match rows {
-            None => body.fields.push((name, text.trim().to_owned())),
+            None => body.fields.push((name, trimmed_owned(text))),
             Some(rows) => body.lists.push((name, rows)),
         },
         Frame::Row { fields } => {
@@ -322,7 +341,7 @@ fn close_element(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
         }
         Frame::RowField { name, text } => {
             if let Some(Frame::Row { fields }) = stack.last_mut() {
-                fields.push((name, text.trim().to_owned()));
+                fields.push((name, trimmed_owned(text)));
             }
         }
     }
@@ -334,7 +353,7 @@ fn append_text(
     offset: usize,
     seen: &mut bool,
 ) -> Result<(), XmlError> {
-    let blank = text.trim().is_empty();
+    let blank = xml_trim(text).is_empty();
     match stack.last_mut() {
         Some(Frame::Child {
             text: buf,
@@ -557,6 +576,9 @@ mod tests {
             Err(XmlError::Trailing { .. })
         ));
         assert!(parse("<result/>").is_err());
+        // Ideographic space is content, not XML white space.
+        let b = parse("<Result><N>\u{3000}张三 </N></Result>").unwrap();
+        assert_eq!(b.fields[0].1, "\u{3000}张三");
     }
 
     #[test]
@@ -629,6 +651,15 @@ mod tests {
             let _ = parse_body(&s, Charset::Gbk, &XmlLimits { depth_max: 3, elements_max: 10 });
             let doc = format!("<Result>{s}</Result>");
             let _ = parse_body(&doc, Charset::Gbk, &XmlLimits::default());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for cs in [Charset::Gbk, Charset::Utf8] {
+                if let Ok(text) = charset::decode(&bytes, cs) {
+                    let _ = parse_body(&text, cs, &XmlLimits::default());
+                }
+            }
         }
 
         #[test]
