@@ -576,6 +576,23 @@ mod tests {
             Err(XmlError::Trailing { .. })
         ));
         assert!(parse("<result/>").is_err());
+        // CDATA and comments inside a field; CRLF after the declaration; trailing blanks.
+        let b = parse("<?xml version=\"1.0\" encoding=\"GBK\"?>\r\n<Result><A><![CDATA[a<b]]></A><B>1<!--c-->2</B></Result>\r\n").unwrap();
+        assert_eq!(
+            b.fields,
+            vec![
+                ("A".to_string(), "a<b".to_string()),
+                ("B".to_string(), "12".to_string())
+            ]
+        );
+        assert!(matches!(
+            parse("<Result><A>a & b</A></Result>"),
+            Err(XmlError::Entity { .. })
+        ));
+        assert!(matches!(
+            parse("<Result><A>&#x110000;</A></Result>"),
+            Err(XmlError::Entity { .. })
+        ));
         // Ideographic space is content, not XML white space.
         let b = parse("<Result><N>\u{3000}张三 </N></Result>").unwrap();
         assert_eq!(b.fields[0].1, "\u{3000}张三");
