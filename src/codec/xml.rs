@@ -175,7 +175,6 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
     };
     let mut stack: Vec<Frame> = Vec::with_capacity(limits.depth_max.min(64));
     let mut elements = 0usize;
-    let mut seen_anything = false;
     let mut root_done = false;
 
     loop {
@@ -192,7 +191,7 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
         match event {
             Event::Eof => break,
             Event::Decl(decl) => {
-                if seen_anything || start != 0 {
+                if start != 0 {
                     return Err(XmlError::Declaration { offset: start });
                 }
                 if let Some(enc) = decl.encoding() {
@@ -204,38 +203,19 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
             }
             Event::DocType(_) => return Err(XmlError::Doctype { offset: start }),
             Event::Comment(_) | Event::PI(_) => {}
-            Event::Start(e) | Event::Empty(e) if root_done => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root_done => {
                 return Err(XmlError::Trailing { offset: start });
             }
-            ev @ (Event::Start(_) | Event::Empty(_)) => {
-                let is_empty = matches!(ev, Event::Empty(_));
-                let (Event::Start(e) | Event::Empty(e)) = ev else {
-                    return Err(XmlError::Syntax { offset: start });
-                };
-                elements = elements.saturating_add(1);
-                if elements > limits.elements_max {
-                    return Err(XmlError::TooManyElements {
-                        offset: start,
-                        max: limits.elements_max,
-                    });
-                }
-                if stack.len() >= limits.depth_max {
-                    return Err(XmlError::TooDeep {
-                        offset: start,
-                        max: limits.depth_max,
-                    });
-                }
+            Event::Start(e) => {
+                elements = count_element(elements, stack.len(), limits, start)?;
                 let frame = open_element(&mut stack, &e, start)?;
-                seen_anything = true;
-                if is_empty {
-                    close_element(&mut stack, frame, &mut body);
-                    if stack.is_empty() {
-                        root_done = true;
-                    }
-                } else {
-                    stack.push(frame);
-                }
+                stack.push(frame);
+            }
+            Event::Empty(e) => {
+                elements = count_element(elements, stack.len(), limits, start)?;
+                let frame = open_element(&mut stack, &e, start)?;
+                close_element(&mut stack, frame, &mut body);
+                root_done = stack.is_empty();
             }
             Event::End(_) => {
                 let Some(frame) = stack.pop() else {
@@ -257,12 +237,12 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
                     offset: start,
                     element: element_name(),
                 })?;
-                append_text(&mut stack, &unescaped, start, &mut seen_anything)?;
+                append_text(&mut stack, &unescaped, start)?;
             }
             Event::CData(c) => {
                 let raw = std::str::from_utf8(c.as_ref())
                     .map_err(|_| XmlError::Syntax { offset: start })?;
-                append_text(&mut stack, raw, start, &mut seen_anything)?;
+                append_text(&mut stack, raw, start)?;
             }
         }
     }
@@ -273,6 +253,29 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
         return Err(XmlError::Empty);
     }
     Ok(body)
+}
+
+/// Counts one more element at nesting `depth` (0 for the root), enforcing the limits.
+fn count_element(
+    elements: usize,
+    depth: usize,
+    limits: &XmlLimits,
+    offset: usize,
+) -> Result<usize, XmlError> {
+    let elements = elements.saturating_add(1);
+    if elements > limits.elements_max {
+        return Err(XmlError::TooManyElements {
+            offset,
+            max: limits.elements_max,
+        });
+    }
+    if depth >= limits.depth_max {
+        return Err(XmlError::TooDeep {
+            offset,
+            max: limits.depth_max,
+        });
+    }
+    Ok(elements)
 }
 
 /// Decides what a new element is, from its parent.
@@ -291,8 +294,8 @@ fn open_element(stack: &mut [Frame], e: &BytesStart<'_>, offset: usize) -> Resul
             rows: None,
         }),
         Some(Frame::Child { rows, .. }) => {
-            let rows = rows.get_or_insert_with(Vec::new);
-            let _ = rows;
+            // A child element turns this field into a list.
+            rows.get_or_insert_with(Vec::new);
             if e.name().as_ref() == b"Row" {
                 Ok(Frame::Row { fields: Vec::new() })
             } else {
@@ -347,12 +350,8 @@ fn close_element(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
     }
 }
 
-fn append_text(
-    stack: &mut [Frame],
-    text: &str,
-    offset: usize,
-    seen: &mut bool,
-) -> Result<(), XmlError> {
+/// Adds text to the open field; non-blank text anywhere else is refused.
+fn append_text(stack: &mut [Frame], text: &str, offset: usize) -> Result<(), XmlError> {
     let blank = xml_trim(text).is_empty();
     match stack.last_mut() {
         Some(Frame::Child {
@@ -368,10 +367,7 @@ fn append_text(
         | Some(Frame::Child { rows: Some(_), .. })
         | Some(Frame::Row { .. }) => Ok(()),
         _ if blank => Ok(()),
-        _ => {
-            *seen = true;
-            Err(XmlError::Trailing { offset })
-        }
+        _ => Err(XmlError::Trailing { offset }),
     }
 }
 
