@@ -155,7 +155,9 @@ enum Frame {
 
 /// Parses a body already decoded from `declared` (§1.1). See the module docs for the
 /// shape; faults are listed on [`XmlError`]. Field texts are unescaped and trimmed of
-/// surrounding whitespace; `<A/>` and `<A></A>` give an empty string.
+/// surrounding XML white space (space, tab, CR, LF); `<A/>` and `<A></A>` give an empty
+/// string. A byte-order mark (U+FEFF) before the document is skipped when `declared` is
+/// UTF-8. Comments and processing instructions are ignored; CDATA counts as text.
 pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<XmlBody, XmlError> {
     let text = if declared == Charset::Utf8 {
         text.strip_prefix('\u{feff}').unwrap_or(text)
