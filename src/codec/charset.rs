@@ -171,6 +171,11 @@ pub fn encoded_len(text: &str, cs: Charset) -> Result<usize, CharsetError> {
 /// character that would not fit (never splits a character). Unmappable characters become
 /// `?`. Used for human-readable messages (e.g. §1.1 header field 14, §2/§3 reply messages).
 pub fn gbk_truncated(text: &str, max_bytes: usize) -> Vec<u8> {
+    if let Ok(whole) = encode(text, Charset::Gbk) {
+        if whole.len() <= max_bytes {
+            return whole.into_owned();
+        }
+    }
     let mut out = Vec::with_capacity(max_bytes.min(text.len().saturating_mul(2)));
     let mut encoder = GBK.new_encoder();
     for c in text.chars() {

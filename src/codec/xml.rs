@@ -155,7 +155,9 @@ enum Frame {
 
 /// Parses a body already decoded from `declared` (§1.1). See the module docs for the
 /// shape; faults are listed on [`XmlError`]. Field texts are unescaped and trimmed of
-/// surrounding whitespace; `<A/>` and `<A></A>` give an empty string.
+/// surrounding XML white space (space, tab, CR, LF); `<A/>` and `<A></A>` give an empty
+/// string. A byte-order mark (U+FEFF) before the document is skipped when `declared` is
+/// UTF-8. Comments and processing instructions are ignored; CDATA counts as text.
 pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<XmlBody, XmlError> {
     let text = if declared == Charset::Utf8 {
         text.strip_prefix('\u{feff}').unwrap_or(text)
@@ -169,10 +171,12 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
     config.expand_empty_elements = false;
     config.check_comments = true;
 
-    let mut body = XmlBody::default();
+    let mut body = XmlBody {
+        fields: Vec::with_capacity(16),
+        lists: Vec::new(),
+    };
     let mut stack: Vec<Frame> = Vec::with_capacity(limits.depth_max.min(64));
     let mut elements = 0usize;
-    let mut seen_anything = false;
     let mut root_done = false;
 
     loop {
@@ -189,7 +193,7 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
         match event {
             Event::Eof => break,
             Event::Decl(decl) => {
-                if seen_anything || start != 0 {
+                if start != 0 {
                     return Err(XmlError::Declaration { offset: start });
                 }
                 if let Some(enc) = decl.encoding() {
@@ -201,38 +205,19 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
             }
             Event::DocType(_) => return Err(XmlError::Doctype { offset: start }),
             Event::Comment(_) | Event::PI(_) => {}
-            Event::Start(e) | Event::Empty(e) if root_done => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root_done => {
                 return Err(XmlError::Trailing { offset: start });
             }
-            ev @ (Event::Start(_) | Event::Empty(_)) => {
-                let is_empty = matches!(ev, Event::Empty(_));
-                let (Event::Start(e) | Event::Empty(e)) = ev else {
-                    return Err(XmlError::Syntax { offset: start });
-                };
-                elements = elements.saturating_add(1);
-                if elements > limits.elements_max {
-                    return Err(XmlError::TooManyElements {
-                        offset: start,
-                        max: limits.elements_max,
-                    });
-                }
-                if stack.len() >= limits.depth_max {
-                    return Err(XmlError::TooDeep {
-                        offset: start,
-                        max: limits.depth_max,
-                    });
-                }
+            Event::Start(e) => {
+                elements = count_element(elements, stack.len(), limits, start)?;
                 let frame = open_element(&mut stack, &e, start)?;
-                seen_anything = true;
-                if is_empty {
-                    close_element(&mut stack, frame, &mut body);
-                    if stack.is_empty() {
-                        root_done = true;
-                    }
-                } else {
-                    stack.push(frame);
-                }
+                stack.push(frame);
+            }
+            Event::Empty(e) => {
+                elements = count_element(elements, stack.len(), limits, start)?;
+                let frame = open_element(&mut stack, &e, start)?;
+                close_element(&mut stack, frame, &mut body);
+                root_done = stack.is_empty();
             }
             Event::End(_) => {
                 let Some(frame) = stack.pop() else {
@@ -254,12 +239,12 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
                     offset: start,
                     element: element_name(),
                 })?;
-                append_text(&mut stack, &unescaped, start, &mut seen_anything)?;
+                append_text(&mut stack, &unescaped, start)?;
             }
             Event::CData(c) => {
                 let raw = std::str::from_utf8(c.as_ref())
                     .map_err(|_| XmlError::Syntax { offset: start })?;
-                append_text(&mut stack, raw, start, &mut seen_anything)?;
+                append_text(&mut stack, raw, start)?;
             }
         }
     }
@@ -270,6 +255,29 @@ pub fn parse_body(text: &str, declared: Charset, limits: &XmlLimits) -> Result<X
         return Err(XmlError::Empty);
     }
     Ok(body)
+}
+
+/// Counts one more element at nesting `depth` (0 for the root), enforcing the limits.
+fn count_element(
+    elements: usize,
+    depth: usize,
+    limits: &XmlLimits,
+    offset: usize,
+) -> Result<usize, XmlError> {
+    let elements = elements.saturating_add(1);
+    if elements > limits.elements_max {
+        return Err(XmlError::TooManyElements {
+            offset,
+            max: limits.elements_max,
+        });
+    }
+    if depth >= limits.depth_max {
+        return Err(XmlError::TooDeep {
+            offset,
+            max: limits.depth_max,
+        });
+    }
+    Ok(elements)
 }
 
 /// Decides what a new element is, from its parent.
@@ -288,8 +296,8 @@ fn open_element(stack: &mut [Frame], e: &BytesStart<'_>, offset: usize) -> Resul
             rows: None,
         }),
         Some(Frame::Child { rows, .. }) => {
-            let rows = rows.get_or_insert_with(Vec::new);
-            let _ = rows;
+            // A child element turns this field into a list.
+            rows.get_or_insert_with(Vec::new);
             if e.name().as_ref() == b"Row" {
                 Ok(Frame::Row { fields: Vec::new() })
             } else {
@@ -304,12 +312,28 @@ fn open_element(stack: &mut [Frame], e: &BytesStart<'_>, offset: usize) -> Resul
     }
 }
 
+/// Trims XML white space (space, tab, CR, LF) only; other Unicode spaces such as the
+/// ideographic space U+3000 are content.
+fn xml_trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\r', '\n'])
+}
+
+/// [`xml_trim`] on an owned string, reusing its buffer when nothing is trimmed.
+fn trimmed_owned(text: String) -> String {
+    let trimmed = xml_trim(&text);
+    if trimmed.len() == text.len() {
+        text
+    } else {
+        trimmed.to_owned()
+    }
+}
+
 /// Hands a finished element to its parent (or to the body).
 fn close_element(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
     match frame {
         Frame::Root | Frame::Ignored => {}
         Frame::Child { name, text, rows } => match rows {
-            None => body.fields.push((name, text.trim().to_owned())),
+            None => body.fields.push((name, trimmed_owned(text))),
             Some(rows) => body.lists.push((name, rows)),
         },
         Frame::Row { fields } => {
@@ -322,19 +346,15 @@ fn close_element(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
         }
         Frame::RowField { name, text } => {
             if let Some(Frame::Row { fields }) = stack.last_mut() {
-                fields.push((name, text.trim().to_owned()));
+                fields.push((name, trimmed_owned(text)));
             }
         }
     }
 }
 
-fn append_text(
-    stack: &mut [Frame],
-    text: &str,
-    offset: usize,
-    seen: &mut bool,
-) -> Result<(), XmlError> {
-    let blank = text.trim().is_empty();
+/// Adds text to the open field; non-blank text anywhere else is refused.
+fn append_text(stack: &mut [Frame], text: &str, offset: usize) -> Result<(), XmlError> {
+    let blank = xml_trim(text).is_empty();
     match stack.last_mut() {
         Some(Frame::Child {
             text: buf,
@@ -349,10 +369,7 @@ fn append_text(
         | Some(Frame::Child { rows: Some(_), .. })
         | Some(Frame::Row { .. }) => Ok(()),
         _ if blank => Ok(()),
-        _ => {
-            *seen = true;
-            Err(XmlError::Trailing { offset })
-        }
+        _ => Err(XmlError::Trailing { offset }),
     }
 }
 
@@ -557,6 +574,26 @@ mod tests {
             Err(XmlError::Trailing { .. })
         ));
         assert!(parse("<result/>").is_err());
+        // CDATA and comments inside a field; CRLF after the declaration; trailing blanks.
+        let b = parse("<?xml version=\"1.0\" encoding=\"GBK\"?>\r\n<Result><A><![CDATA[a<b]]></A><B>1<!--c-->2</B></Result>\r\n").unwrap();
+        assert_eq!(
+            b.fields,
+            vec![
+                ("A".to_string(), "a<b".to_string()),
+                ("B".to_string(), "12".to_string())
+            ]
+        );
+        assert!(matches!(
+            parse("<Result><A>a & b</A></Result>"),
+            Err(XmlError::Entity { .. })
+        ));
+        assert!(matches!(
+            parse("<Result><A>&#x110000;</A></Result>"),
+            Err(XmlError::Entity { .. })
+        ));
+        // Ideographic space is content, not XML white space.
+        let b = parse("<Result><N>\u{3000}张三 </N></Result>").unwrap();
+        assert_eq!(b.fields[0].1, "\u{3000}张三");
     }
 
     #[test]
@@ -629,6 +666,15 @@ mod tests {
             let _ = parse_body(&s, Charset::Gbk, &XmlLimits { depth_max: 3, elements_max: 10 });
             let doc = format!("<Result>{s}</Result>");
             let _ = parse_body(&doc, Charset::Gbk, &XmlLimits::default());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for cs in [Charset::Gbk, Charset::Utf8] {
+                if let Ok(text) = charset::decode(&bytes, cs) {
+                    let _ = parse_body(&text, cs, &XmlLimits::default());
+                }
+            }
         }
 
         #[test]
