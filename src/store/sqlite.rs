@@ -125,9 +125,21 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Performance, not durability: a 64 MiB page cache keeps hot index pages in memory
+        // (no re-reads through the kernel), savepoint journals stay in memory, and the WAL
+        // is checkpointed every 4,096 pages instead of 1,000.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         conn.execute_batch(SCHEMA)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore { conn })
+    }
+
+    /// Runs a parameterless statement through the statement cache (no re-parse per request).
+    fn exec_cached(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
     }
 
     fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
@@ -231,24 +243,20 @@ impl Store for SqliteStore {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(())
+        self.exec_cached("BEGIN IMMEDIATE")
     }
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("SAVEPOINT req")?;
-        Ok(())
+        self.exec_cached("SAVEPOINT req")
     }
     fn release(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("RELEASE req")?;
-        Ok(())
+        self.exec_cached("RELEASE req")
     }
     fn rollback_to(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("ROLLBACK TO req; RELEASE req")?;
-        Ok(())
+        self.exec_cached("ROLLBACK TO req")?;
+        self.exec_cached("RELEASE req")
     }
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("COMMIT")?;
-        Ok(())
+        self.exec_cached("COMMIT")
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
         if !self.conn.is_autocommit() {
