@@ -105,7 +105,9 @@ async fn fixtures_replay_byte_for_byte() {
         let resp = std::fs::read(case.join("response.bin")).unwrap_or_default();
         let got = actual_code(&want, &resp);
         if got != want {
-            problems.push(format!("{name}: response.bin carries {got:?}, name says {want:?}"));
+            problems.push(format!(
+                "{name}: response.bin carries {got:?}, name says {want:?}"
+            ));
         }
         if want.len() == 4 && !(resp.len() == 108 && resp.starts_with(b"000001006920")) {
             problems.push(format!("{name}: not a 100-byte 6920 reply"));
@@ -147,8 +149,63 @@ async fn fixtures_replay_byte_for_byte() {
     for f in &failed {
         eprintln!("FAIL {}: {} ({})", f.case, f.detail, f.note);
     }
-    assert!(failed.is_empty(), "{} of {} cases failed", failed.len(), out.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed",
+        failed.len(),
+        out.len()
+    );
     gw.assert_invariants().await;
+    gw.running.shutdown().await;
+}
+
+/// The stateless fault cases that are not marked `close` (malformed core records, header and
+/// body faults) all travel over ONE connection per link against a fresh gateway: each is
+/// answered as blessed and the server keeps the connection open (the replay tool itself
+/// would silently reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_cases_without_close_keep_the_connection_open() {
+    let cases = list_cases(&fixtures_dir()).expect("fixtures/ lists");
+    let gw = start("fixtures-open").await;
+    let mut core = gw.core_client().await;
+    let mut plat = gw.client().await;
+    let (mut n_core, mut n_plat) = (0, 0);
+    for case in &cases {
+        let name = case_name(case);
+        let code = expected_code(&name).expect("case name");
+        if case.join("close").exists() || code == "000000" || code == "0000" {
+            continue;
+        }
+        let flow = case.parent().map(case_name).unwrap_or_default();
+        let stateless = matches!(code.as_str(), "1001" | "1002")
+            || (code.starts_with("YQ") && flow == "07-header");
+        if !stateless {
+            continue;
+        }
+        let req = std::fs::read(case.join("request.bin")).expect("request.bin");
+        let want = std::fs::read(case.join("response.bin")).expect("response.bin");
+        if code.len() == 4 {
+            let rec = core
+                .call_raw(&req)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e} (connection closed?)"));
+            assert_eq!(rec, want[8..], "{name}");
+            n_core += 1;
+        } else {
+            let r = plat
+                .call_raw(&req)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e} (connection closed?)"));
+            let mut got = r.header;
+            got.extend_from_slice(&r.body);
+            assert_eq!(masked(&got), masked(&want), "{name}");
+            n_plat += 1;
+        }
+    }
+    assert!(
+        n_core >= 7 && n_plat >= 8,
+        "{n_core} core, {n_plat} platform cases"
+    );
     gw.running.shutdown().await;
 }
 
@@ -389,10 +446,29 @@ fn cases() -> Vec<Case> {
     t.learn("SUB_A", "SubAcctNo");
     t.push(f, "6248-000000-open-member-b", "6248 opens a sub-account for member FXM-B (company name, unified social credit code 73); the next SubAcctNo", p("6248", "FX-OPEN-B", open_fields(B.0, B.1, B.2, B.3)));
     t.learn("SUB_B", "SubAcctNo");
-    t.push(f, "6248-000000-open-member-c", "6248 opens a sub-account for member FXM-C (王五)", p("6248", "FX-OPEN-C", open_fields(C.0, C.1, C.2, C.3)));
+    t.push(
+        f,
+        "6248-000000-open-member-c",
+        "6248 opens a sub-account for member FXM-C (王五)",
+        p("6248", "FX-OPEN-C", open_fields(C.0, C.1, C.2, C.3)),
+    );
     t.learn("SUB_C", "SubAcctNo");
-    t.push(f, "6248-000000-reopen-same-member-same-subacctno", "6248 again for FXM-A with the same name and id (new serial) returns the same SubAcctNo", p("6248", "FX-REOPEN-A", open_fields(A.0, A.1, A.2, A.3)));
-    t.push(f, "6248-E10002-reopen-different-name", "6248 again for FXM-A with a different MemberName is refused E10002", p("6248", "FX-REOPEN-A-NAME", open_fields(A.0, "张三", A.2, A.3)));
+    t.push(
+        f,
+        "6248-000000-reopen-same-member-same-subacctno",
+        "6248 again for FXM-A with the same name and id (new serial) returns the same SubAcctNo",
+        p("6248", "FX-REOPEN-A", open_fields(A.0, A.1, A.2, A.3)),
+    );
+    t.push(
+        f,
+        "6248-E10002-reopen-different-name",
+        "6248 again for FXM-A with a different MemberName is refused E10002",
+        p(
+            "6248",
+            "FX-REOPEN-A-NAME",
+            open_fields(A.0, "张三", A.2, A.3),
+        ),
+    );
     t.push(f, "6248-E10001-unknown-master-account", "6248 under a FundSummaryAcctNo that is not a master account of the enterprise is refused E10001", p("6248", "FX-OPEN-BADMASTER", |_| vec![
         ("FundSummaryAcctNo", s("6222000000000000002")),
         ("TranNetMemberCode", s("FXM-X")),
@@ -400,41 +476,102 @@ fn cases() -> Vec<Case> {
         ("MemberGlobalType", s("1")),
         ("MemberGlobalId", s("110101199001010011")),
     ]));
-    t.push(f, "6248-YQ9993-bad-member-global-type", "6248 with MemberGlobalType 2 (only 1 and 73 are allowed) is refused YQ9993", p("6248", "FX-OPEN-BADTYPE", open_fields("FXM-X", "钱七", "2", "110101199001010011")));
-    t.push(f, "6248-YQ9993-missing-member-name", "6248 without the required MemberName element is refused YQ9993", p("6248", "FX-OPEN-NONAME", |_| vec![
-        ("FundSummaryAcctNo", s(MASTER)),
-        ("TranNetMemberCode", s("FXM-X")),
-        ("MemberGlobalType", s("1")),
-        ("MemberGlobalId", s("110101199001010011")),
-    ]));
-    t.push(f, "6248-000000-open-member-d", "6248 opens a sub-account for member FXM-D, to be closed while empty", p("6248", "FX-OPEN-D", open_fields(D.0, D.1, D.2, D.3)));
+    t.push(
+        f,
+        "6248-YQ9993-bad-member-global-type",
+        "6248 with MemberGlobalType 2 (only 1 and 73 are allowed) is refused YQ9993",
+        p(
+            "6248",
+            "FX-OPEN-BADTYPE",
+            open_fields("FXM-X", "钱七", "2", "110101199001010011"),
+        ),
+    );
+    t.push(
+        f,
+        "6248-YQ9993-missing-member-name",
+        "6248 without the required MemberName element is refused YQ9993",
+        p("6248", "FX-OPEN-NONAME", |_| {
+            vec![
+                ("FundSummaryAcctNo", s(MASTER)),
+                ("TranNetMemberCode", s("FXM-X")),
+                ("MemberGlobalType", s("1")),
+                ("MemberGlobalId", s("110101199001010011")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6248-000000-open-member-d",
+        "6248 opens a sub-account for member FXM-D, to be closed while empty",
+        p("6248", "FX-OPEN-D", open_fields(D.0, D.1, D.2, D.3)),
+    );
     t.learn("SUB_D", "SubAcctNo");
-    t.push(f, "6248-000000-close-empty-member-d", "6248 FunctionFlag 2 closes FXM-D, which holds nothing; the response names its SubAcctNo", p("6248", "FX-CLOSE-D", close_fields(D.0, D.1, D.2, D.3)));
-    t.push(f, "6248-E10004-close-again", "6248 FunctionFlag 2 for the already closed FXM-D is refused E10004", p("6248", "FX-CLOSE-D-AGAIN", close_fields(D.0, D.1, D.2, D.3)));
+    t.push(
+        f,
+        "6248-000000-close-empty-member-d",
+        "6248 FunctionFlag 2 closes FXM-D, which holds nothing; the response names its SubAcctNo",
+        p("6248", "FX-CLOSE-D", close_fields(D.0, D.1, D.2, D.3)),
+    );
+    t.push(
+        f,
+        "6248-E10004-close-again",
+        "6248 FunctionFlag 2 for the already closed FXM-D is refused E10004",
+        p("6248", "FX-CLOSE-D-AGAIN", close_fields(D.0, D.1, D.2, D.3)),
+    );
 
     // ---- 02-core: 6920 notices ---------------------------------------------------------
     let f = "02-core";
-    t.push(f, "6920-0000-credit-to-sub-account-a", "6920 notice of 10000.00 with FXM-A's SubAcctNo as payee is booked to FXM-A (0000)", Box::new(|c| notice_frame("FXCORE0001", &g(c, "SUB_A"), 1_000_000, "")));
-    t.push(f, "6920-0000-same-bank-serial-again", "the same notice (same bank serial FXCORE0001) again is answered 0000 and moves no money", Box::new(|c| notice_frame("FXCORE0001", &g(c, "SUB_A"), 1_000_000, "")));
-    t.push(f, "6010-000000-balance-a-credited-once", "6010 of FXM-A shows 10000.00: the repeated notice was booked once", p("6010", "FX-BAL-A-1", |c| vec![("SubAcctNo", g(c, "SUB_A"))]));
+    t.push(
+        f,
+        "6920-0000-credit-to-sub-account-a",
+        "6920 notice of 10000.00 with FXM-A's SubAcctNo as payee is booked to FXM-A (0000)",
+        Box::new(|c| notice_frame("FXCORE0001", &g(c, "SUB_A"), 1_000_000, "")),
+    );
+    t.push(
+        f,
+        "6920-0000-same-bank-serial-again",
+        "the same notice (same bank serial FXCORE0001) again is answered 0000 and moves no money",
+        Box::new(|c| notice_frame("FXCORE0001", &g(c, "SUB_A"), 1_000_000, "")),
+    );
+    t.push(
+        f,
+        "6010-000000-balance-a-credited-once",
+        "6010 of FXM-A shows 10000.00: the repeated notice was booked once",
+        p("6010", "FX-BAL-A-1", |c| vec![("SubAcctNo", g(c, "SUB_A"))]),
+    );
     t.push(f, "6920-0000-master-memo-names-sub-b", "6920 of 3000.00 to the master account whose memo contains exactly one sub-account number (FXM-B's) is allocated to FXM-B", Box::new(|c| notice_frame("FXCORE0002", MASTER, 300_000, &format!("货款 {}", g(c, "SUB_B")))));
     t.push(f, "6920-0000-master-no-memo-to-suspense", "6920 of 500.00 to the master account with a memo naming no sub-account goes to suspense (allocated later with 6139)", Box::new(|_| notice_frame("FXCORE0003", MASTER, 50_000, "预付款")));
     t.push(f, "6920-1002-unknown-payee", "6920 to an account that is neither a master account nor a sub-account of the gateway is answered 1002", Box::new(|_| notice_frame("FXCORE0004", "6222999999999999999", 10_000, "")));
-    t.push(f, "6920-1001-wrong-currency", "6920 record with currency USD instead of RMB is answered 1001, bank serial echoed", Box::new(|c| {
-        let mut b = notice_frame("FXCORE0005", &g(c, "SUB_A"), 10_000, "");
-        b[8 + 101..8 + 104].copy_from_slice(b"USD");
-        b
-    }));
-    t.push(f, "6920-1001-bad-date", "6920 record with accounting date 20261332 is answered 1001", Box::new(|c| {
-        let mut b = notice_frame("FXCORE0006", &g(c, "SUB_A"), 10_000, "");
-        b[8 + 40..8 + 48].copy_from_slice(b"20261332");
-        b
-    }));
-    t.push(f, "6920-1001-non-digit-amount", "6920 record whose amount field holds a non-digit (00000000001O000) is answered 1001", Box::new(|c| {
-        let mut b = notice_frame("FXCORE0007", &g(c, "SUB_A"), 10_000, "");
-        b[8 + 86..8 + 101].copy_from_slice(b"00000000001O000");
-        b
-    }));
+    t.push(
+        f,
+        "6920-1001-wrong-currency",
+        "6920 record with currency USD instead of RMB is answered 1001, bank serial echoed",
+        Box::new(|c| {
+            let mut b = notice_frame("FXCORE0005", &g(c, "SUB_A"), 10_000, "");
+            b[8 + 101..8 + 104].copy_from_slice(b"USD");
+            b
+        }),
+    );
+    t.push(
+        f,
+        "6920-1001-bad-date",
+        "6920 record with accounting date 20261332 is answered 1001",
+        Box::new(|c| {
+            let mut b = notice_frame("FXCORE0006", &g(c, "SUB_A"), 10_000, "");
+            b[8 + 40..8 + 48].copy_from_slice(b"20261332");
+            b
+        }),
+    );
+    t.push(
+        f,
+        "6920-1001-non-digit-amount",
+        "6920 record whose amount field holds a non-digit (00000000001O000) is answered 1001",
+        Box::new(|c| {
+            let mut b = notice_frame("FXCORE0007", &g(c, "SUB_A"), 10_000, "");
+            b[8 + 86..8 + 101].copy_from_slice(b"00000000001O000");
+            b
+        }),
+    );
     t.push(f, "6920-1001-wrong-trade-code", "a record with trade code 6921 instead of 6920 is answered 1001 (serial not echoed: the record is not a 6920)", Box::new(|c| {
         let mut b = notice_frame("FXCORE0008", &g(c, "SUB_A"), 10_000, "");
         b[8..12].copy_from_slice(b"6921");
@@ -446,8 +583,18 @@ fn cases() -> Vec<Case> {
         out.extend_from_slice(&b[8..208]);
         out
     }));
-    t.push(f, "6920-1001-zero-amount", "6920 notice of amount 0 is answered 1001", Box::new(|c| notice_frame("FXCORE0010", &g(c, "SUB_A"), 0, "")));
-    t.push(f, "6920-0000-closed-sub-account-to-suspense", "6920 of 123.45 naming closed FXM-D's SubAcctNo as payee is accepted and goes to suspense", Box::new(|c| notice_frame("FXCORE0011", &g(c, "SUB_D"), 12_345, "")));
+    t.push(
+        f,
+        "6920-1001-zero-amount",
+        "6920 notice of amount 0 is answered 1001",
+        Box::new(|c| notice_frame("FXCORE0010", &g(c, "SUB_A"), 0, "")),
+    );
+    t.push(
+        f,
+        "6920-0000-closed-sub-account-to-suspense",
+        "6920 of 123.45 naming closed FXM-D's SubAcctNo as payee is accepted and goes to suspense",
+        Box::new(|c| notice_frame("FXCORE0011", &g(c, "SUB_D"), 12_345, "")),
+    );
     t.push(f, "6920-1001-prefix-not-digits-closes", "a notice whose length prefix 0000O390 is not 8 digits is answered 1001 and the connection is closed", Box::new(|c| {
         let mut b = notice_frame("FXCORE0012", &g(c, "SUB_A"), 10_000, "");
         b[4] = b'O';
@@ -458,60 +605,348 @@ fn cases() -> Vec<Case> {
 
     // ---- 03-transfer: 6034 -------------------------------------------------------------
     let f = "03-transfer";
-    t.push(f, "6034-000000-transfer-no-fee", "6034 moves 100.00 from FXM-A to FXM-B without a fee; FrontSeqNo returned", p("6034", "FX-TR-PLAIN", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "100.00", None, "FX-ORD-T01")));
+    t.push(
+        f,
+        "6034-000000-transfer-no-fee",
+        "6034 moves 100.00 from FXM-A to FXM-B without a fee; FrontSeqNo returned",
+        p(
+            "6034",
+            "FX-TR-PLAIN",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "100.00",
+                None,
+                "FX-ORD-T01",
+            ),
+        ),
+    );
     t.learn("SEQ_T01", "FrontSeqNo");
-    t.push(f, "6034-000000-transfer-with-fee", "6034 moves 200.5 from FXM-A to FXM-B with a fee of 1.50 taken from FXM-A on top", p("6034", "FX-TR-FEE", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "200.5", Some("1.50"), "FX-ORD-T02")));
-    t.push(f, "6034-E10009-zero-amount", "6034 with TranAmt 0 is refused E10009", p("6034", "FX-TR-ZERO", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "0", None, "FX-ORD-T03")));
-    t.push(f, "6034-E10009-negative-amount", "6034 with TranAmt -1.00 is refused E10009", p("6034", "FX-TR-NEG", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "-1.00", None, "FX-ORD-T03")));
-    t.push(f, "6034-E10009-negative-fee", "6034 with TranFee -1 is refused E10009", p("6034", "FX-TR-NEGFEE", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "10.00", Some("-1"), "FX-ORD-T03")));
-    t.push(f, "6034-YQ9993-three-decimals", "6034 with TranAmt 1.234 (3 fractional digits) is refused YQ9993", p("6034", "FX-TR-3DEC", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "1.234", None, "FX-ORD-T03")));
-    t.push(f, "6034-YQ9993-exponent", "6034 with TranAmt 1e3 (not a plain decimal) is refused YQ9993", p("6034", "FX-TR-EXP", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "1e3", None, "FX-ORD-T03")));
-    t.push(f, "6034-YQ9993-thirteen-integer-digits", "6034 with TranAmt 1234567890123.00 (13 integer digits) is refused YQ9993", p("6034", "FX-TR-13DIG", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "1234567890123.00", None, "FX-ORD-T03")));
-    t.push(f, "6034-E10001-unknown-sub-account", "6034 from a SubAcctNo the gateway never issued is refused E10001", p("6034", "FX-TR-UNKNOWN", transfer_fields("9000000000099991", "FXM-A", "SUB_B", "FXM-B", "10.00", None, "FX-ORD-T03")));
-    t.push(f, "6034-E10002-member-code-mismatch", "6034 naming FXM-B as the member of FXM-A's sub-account is refused E10002", p("6034", "FX-TR-MISMATCH", transfer_fields("SUB_A", "FXM-B", "SUB_B", "FXM-B", "10.00", None, "FX-ORD-T03")));
-    t.push(f, "6034-E10003-insufficient-including-fee", "6034 of 9698.00 plus fee 0.01 from FXM-A, which holds exactly 9698.00, is refused E10003", p("6034", "FX-TR-INSUFF", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "9698.00", Some("0.01"), "FX-ORD-T03")));
-    t.push(f, "6034-E10004-to-closed-sub-account", "6034 to closed FXM-D is refused E10004", p("6034", "FX-TR-CLOSED", transfer_fields("SUB_A", "FXM-A", "SUB_D", "FXM-D", "10.00", None, "FX-ORD-T03")));
+    t.push(
+        f,
+        "6034-000000-transfer-with-fee",
+        "6034 moves 200.5 from FXM-A to FXM-B with a fee of 1.50 taken from FXM-A on top",
+        p(
+            "6034",
+            "FX-TR-FEE",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "200.5",
+                Some("1.50"),
+                "FX-ORD-T02",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10009-zero-amount",
+        "6034 with TranAmt 0 is refused E10009",
+        p(
+            "6034",
+            "FX-TR-ZERO",
+            transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "0", None, "FX-ORD-T03"),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10009-negative-amount",
+        "6034 with TranAmt -1.00 is refused E10009",
+        p(
+            "6034",
+            "FX-TR-NEG",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "-1.00",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10009-negative-fee",
+        "6034 with TranFee -1 is refused E10009",
+        p(
+            "6034",
+            "FX-TR-NEGFEE",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "10.00",
+                Some("-1"),
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-YQ9993-three-decimals",
+        "6034 with TranAmt 1.234 (3 fractional digits) is refused YQ9993",
+        p(
+            "6034",
+            "FX-TR-3DEC",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "1.234",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-YQ9993-exponent",
+        "6034 with TranAmt 1e3 (not a plain decimal) is refused YQ9993",
+        p(
+            "6034",
+            "FX-TR-EXP",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "1e3",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-YQ9993-thirteen-integer-digits",
+        "6034 with TranAmt 1234567890123.00 (13 integer digits) is refused YQ9993",
+        p(
+            "6034",
+            "FX-TR-13DIG",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "1234567890123.00",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10001-unknown-sub-account",
+        "6034 from a SubAcctNo the gateway never issued is refused E10001",
+        p(
+            "6034",
+            "FX-TR-UNKNOWN",
+            transfer_fields(
+                "9000000000099991",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "10.00",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10002-member-code-mismatch",
+        "6034 naming FXM-B as the member of FXM-A's sub-account is refused E10002",
+        p(
+            "6034",
+            "FX-TR-MISMATCH",
+            transfer_fields(
+                "SUB_A",
+                "FXM-B",
+                "SUB_B",
+                "FXM-B",
+                "10.00",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10003-insufficient-including-fee",
+        "6034 of 9698.00 plus fee 0.01 from FXM-A, which holds exactly 9698.00, is refused E10003",
+        p(
+            "6034",
+            "FX-TR-INSUFF",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "9698.00",
+                Some("0.01"),
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-E10004-to-closed-sub-account",
+        "6034 to closed FXM-D is refused E10004",
+        p(
+            "6034",
+            "FX-TR-CLOSED",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_D",
+                "FXM-D",
+                "10.00",
+                None,
+                "FX-ORD-T03",
+            ),
+        ),
+    );
     t.push(f, "6034-E10008-order-no-reused", "6034 with a new serial reusing OrderNo FX-ORD-T01 of an accepted transfer is refused E10008", p("6034", "FX-TR-REUSE", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "1.00", None, "FX-ORD-T01")));
     t.push(f, "6034-000000-same-serial-same-body-replays", "6034 repeating serial FX-TR-PLAIN with the same body gets the original response again (same FrontSeqNo) and moves no money", p("6034", "FX-TR-PLAIN", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "100.00", None, "FX-ORD-T01")));
-    t.push(f, "6034-YQ9962-same-serial-different-amount", "6034 repeating serial FX-TR-PLAIN with a different TranAmt is refused YQ9962", p("6034", "FX-TR-PLAIN", transfer_fields("SUB_A", "FXM-A", "SUB_B", "FXM-B", "100.01", None, "FX-ORD-T01")));
+    t.push(
+        f,
+        "6034-YQ9962-same-serial-different-amount",
+        "6034 repeating serial FX-TR-PLAIN with a different TranAmt is refused YQ9962",
+        p(
+            "6034",
+            "FX-TR-PLAIN",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "100.01",
+                None,
+                "FX-ORD-T01",
+            ),
+        ),
+    );
 
     // ---- 04-freeze: 6007 ---------------------------------------------------------------
     let f = "04-freeze";
-    t.push(f, "6007-000000-freeze", "6007 freezes 500.00 of FXM-A", p("6007", "FX-FRZ-1", freeze_fields("1", "500.00", "FX-ORD-F01")));
-    t.push(f, "6007-000000-unfreeze", "6007 unfreezes 200.00 of FXM-A (300.00 stays frozen)", p("6007", "FX-UNFRZ-1", freeze_fields("2", "200.00", "FX-ORD-F02")));
-    t.push(f, "6007-E10003-freeze-above-available", "6007 freezing 9398.01 when 9398.00 is available is refused E10003", p("6007", "FX-FRZ-OVER", freeze_fields("1", "9398.01", "FX-ORD-F03")));
-    t.push(f, "6007-E10009-unfreeze-above-frozen", "6007 unfreezing 300.01 when 300.00 is frozen is refused E10009", p("6007", "FX-UNFRZ-OVER", freeze_fields("2", "300.01", "FX-ORD-F03")));
-    t.push(f, "6007-E10008-order-no-reused", "6007 with a new serial reusing OrderNo FX-ORD-F01 is refused E10008", p("6007", "FX-FRZ-REUSE", freeze_fields("1", "1.00", "FX-ORD-F01")));
+    t.push(
+        f,
+        "6007-000000-freeze",
+        "6007 freezes 500.00 of FXM-A",
+        p(
+            "6007",
+            "FX-FRZ-1",
+            freeze_fields("1", "500.00", "FX-ORD-F01"),
+        ),
+    );
+    t.push(
+        f,
+        "6007-000000-unfreeze",
+        "6007 unfreezes 200.00 of FXM-A (300.00 stays frozen)",
+        p(
+            "6007",
+            "FX-UNFRZ-1",
+            freeze_fields("2", "200.00", "FX-ORD-F02"),
+        ),
+    );
+    t.push(
+        f,
+        "6007-E10003-freeze-above-available",
+        "6007 freezing 9398.01 when 9398.00 is available is refused E10003",
+        p(
+            "6007",
+            "FX-FRZ-OVER",
+            freeze_fields("1", "9398.01", "FX-ORD-F03"),
+        ),
+    );
+    t.push(
+        f,
+        "6007-E10009-unfreeze-above-frozen",
+        "6007 unfreezing 300.01 when 300.00 is frozen is refused E10009",
+        p(
+            "6007",
+            "FX-UNFRZ-OVER",
+            freeze_fields("2", "300.01", "FX-ORD-F03"),
+        ),
+    );
+    t.push(
+        f,
+        "6007-E10008-order-no-reused",
+        "6007 with a new serial reusing OrderNo FX-ORD-F01 is refused E10008",
+        p(
+            "6007",
+            "FX-FRZ-REUSE",
+            freeze_fields("1", "1.00", "FX-ORD-F01"),
+        ),
+    );
 
     // ---- 05-query ----------------------------------------------------------------------
     let f = "05-query";
-    t.push(f, "6010-000000-balance", "6010 of FXM-A: total 9698.00, frozen 300.00, available 9398.00", p("6010", "FX-BAL-A-2", |c| vec![("SubAcctNo", g(c, "SUB_A"))]));
-    t.push(f, "6010-E10001-unknown-sub-account", "6010 of a SubAcctNo the gateway never issued is refused E10001", p("6010", "FX-BAL-UNKNOWN", |_| vec![("SubAcctNo", s("9000000000099991"))]));
+    t.push(
+        f,
+        "6010-000000-balance",
+        "6010 of FXM-A: total 9698.00, frozen 300.00, available 9398.00",
+        p("6010", "FX-BAL-A-2", |c| vec![("SubAcctNo", g(c, "SUB_A"))]),
+    );
+    t.push(
+        f,
+        "6010-E10001-unknown-sub-account",
+        "6010 of a SubAcctNo the gateway never issued is refused E10001",
+        p("6010", "FX-BAL-UNKNOWN", |_| {
+            vec![("SubAcctNo", s("9000000000099991"))]
+        }),
+    );
     t.push(f, "6072-000000-details-page-1", "6072 page 1 of FXM-A's details in November 2026: inbound credit, transfers, fee row (08), balances after each", p("6072", "FX-DTL-A-1", |c| {
         let mut v = vec![("SubAcctNo", g(c, "SUB_A"))];
         v.extend(date_range("1"));
         v
     }));
-    t.push(f, "6072-000000-page-beyond-end", "6072 page 2 of FXM-A (fewer than 20 rows exist): no rows, EndFlag Y", p("6072", "FX-DTL-A-2", |c| {
-        let mut v = vec![("SubAcctNo", g(c, "SUB_A"))];
-        v.extend(date_range("2"));
-        v
-    }));
-    t.push(f, "6072-YQ9993-start-after-end", "6072 with StartDate 20261130 after EndDate 20261101 is refused YQ9993", p("6072", "FX-DTL-BADRANGE", |c| vec![
-        ("SubAcctNo", g(c, "SUB_A")),
-        ("StartDate", s("20261130")),
-        ("EndDate", s("20261101")),
-        ("PageNum", s("1")),
-    ]));
+    t.push(
+        f,
+        "6072-000000-page-beyond-end",
+        "6072 page 2 of FXM-A (fewer than 20 rows exist): no rows, EndFlag Y",
+        p("6072", "FX-DTL-A-2", |c| {
+            let mut v = vec![("SubAcctNo", g(c, "SUB_A"))];
+            v.extend(date_range("2"));
+            v
+        }),
+    );
+    t.push(
+        f,
+        "6072-YQ9993-start-after-end",
+        "6072 with StartDate 20261130 after EndDate 20261101 is refused YQ9993",
+        p("6072", "FX-DTL-BADRANGE", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_A")),
+                ("StartDate", s("20261130")),
+                ("EndDate", s("20261101")),
+                ("PageNum", s("1")),
+            ]
+        }),
+    );
     t.push(f, "6050-000000-inbound-credits", "6050 lists the inbound credits: FXM-A's (02), FXM-B's by memo (02) and two suspense credits (03)", p("6050", "FX-INB-1", |_| date_range("1")));
     t.learn_with(Box::new(|r: &Response, c: &mut Ctx| {
         let get = |row: &Vec<(String, String)>, k: &str| {
-            row.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default()
+            row.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
         };
         let sub_a = g(c, "SUB_A");
         for row in r.rows() {
             let seq = get(&row, "FrontSeqNo");
-            match (get(&row, "InAcctType").as_str(), get(&row, "TranAmt").as_str()) {
+            match (
+                get(&row, "InAcctType").as_str(),
+                get(&row, "TranAmt").as_str(),
+            ) {
                 ("03", "500.00") => {
                     c.insert("IN_SUSP".into(), seq);
                 }
@@ -521,70 +956,174 @@ fn cases() -> Vec<Case> {
                 _ => {}
             }
         }
-        assert!(c.contains_key("IN_SUSP") && c.contains_key("IN_A"), "{}", r.body_text());
+        assert!(
+            c.contains_key("IN_SUSP") && c.contains_key("IN_A"),
+            "{}",
+            r.body_text()
+        );
     }));
-    t.push(f, "6110-000000-status-of-success", "6110 of serial FX-TR-PLAIN: TranStatus 0, OrigTranCode 6034", p("6110", "FX-STS-OK", |_| vec![("OrigSerialNo", s("FX-TR-PLAIN"))]));
-    t.push(f, "6110-000000-status-of-refused", "6110 of serial FX-TR-INSUFF (refused E10003): TranStatus 1 with the code in FailMsg", p("6110", "FX-STS-REFUSED", |_| vec![("OrigSerialNo", s("FX-TR-INSUFF"))]));
-    t.push(f, "6110-YQ9996-unknown-serial", "6110 of a serial never sent is answered YQ9996", p("6110", "FX-STS-UNKNOWN", |_| vec![("OrigSerialNo", s("FX-NEVER-SENT"))]));
+    t.push(
+        f,
+        "6110-000000-status-of-success",
+        "6110 of serial FX-TR-PLAIN: TranStatus 0, OrigTranCode 6034",
+        p("6110", "FX-STS-OK", |_| {
+            vec![("OrigSerialNo", s("FX-TR-PLAIN"))]
+        }),
+    );
+    t.push(
+        f,
+        "6110-000000-status-of-refused",
+        "6110 of serial FX-TR-INSUFF (refused E10003): TranStatus 1 with the code in FailMsg",
+        p("6110", "FX-STS-REFUSED", |_| {
+            vec![("OrigSerialNo", s("FX-TR-INSUFF"))]
+        }),
+    );
+    t.push(
+        f,
+        "6110-YQ9996-unknown-serial",
+        "6110 of a serial never sent is answered YQ9996",
+        p("6110", "FX-STS-UNKNOWN", |_| {
+            vec![("OrigSerialNo", s("FX-NEVER-SENT"))]
+        }),
+    );
     t.push(f, "6142-000000-receipt-of-transfer", "6142 e-receipt of the FX-TR-PLAIN transfer: receipt number, 16-character verification code, payer and payee", p("6142", "FX-RCPT-TR", |c| vec![("FrontSeqNo", g(c, "SEQ_T01"))]));
-    t.push(f, "6142-000000-receipt-of-inbound-credit", "6142 e-receipt of FXM-A's inbound credit (FrontSeqNo from 6050)", p("6142", "FX-RCPT-IN", |c| vec![("FrontSeqNo", g(c, "IN_A"))]));
-    t.push(f, "6142-YQ9996-unknown-front-seq-no", "6142 of a FrontSeqNo the gateway never issued is answered YQ9996", p("6142", "FX-RCPT-UNKNOWN", |_| vec![("FrontSeqNo", s("2026112399999999"))]));
+    t.push(
+        f,
+        "6142-000000-receipt-of-inbound-credit",
+        "6142 e-receipt of FXM-A's inbound credit (FrontSeqNo from 6050)",
+        p("6142", "FX-RCPT-IN", |c| vec![("FrontSeqNo", g(c, "IN_A"))]),
+    );
+    t.push(
+        f,
+        "6142-YQ9996-unknown-front-seq-no",
+        "6142 of a FrontSeqNo the gateway never issued is answered YQ9996",
+        p("6142", "FX-RCPT-UNKNOWN", |_| {
+            vec![("FrontSeqNo", s("2026112399999999"))]
+        }),
+    );
 
     // ---- 06-suspense: 6139 -------------------------------------------------------------
     let f = "06-suspense";
-    t.push(f, "6139-000000-allocate-part", "6139 allocates 200.00 of the 500.00 suspense credit to FXM-C", p("6139", "FX-ALLOC-1", |c| vec![
-        ("SubAcctNo", g(c, "SUB_C")),
-        ("TranNetMemberCode", s("FXM-C")),
-        ("InboundSeqNo", g(c, "IN_SUSP")),
-        ("SuspendAmt", s("200.00")),
-        ("OrderNo", s("FX-ORD-S01")),
-    ]));
-    t.push(f, "6139-E10009-above-unallocated", "6139 of 300.01 when 300.00 of the credit is unallocated is refused E10009", p("6139", "FX-ALLOC-OVER", |c| vec![
-        ("SubAcctNo", g(c, "SUB_C")),
-        ("TranNetMemberCode", s("FXM-C")),
-        ("InboundSeqNo", g(c, "IN_SUSP")),
-        ("SuspendAmt", s("300.01")),
-        ("OrderNo", s("FX-ORD-S02")),
-    ]));
-    t.push(f, "6139-YQ9996-unknown-inbound-seq-no", "6139 naming an InboundSeqNo that is no inbound credit is answered YQ9996", p("6139", "FX-ALLOC-UNKNOWN", |c| vec![
-        ("SubAcctNo", g(c, "SUB_C")),
-        ("TranNetMemberCode", s("FXM-C")),
-        ("InboundSeqNo", s("2026112399999999")),
-        ("SuspendAmt", s("1.00")),
-        ("OrderNo", s("FX-ORD-S03")),
-    ]));
-    t.push(f, "6050-000000-suspense-and-allocation-rows", "6050 shows the suspense credit still as 03 and the allocation to FXM-C as a 04 row", p("6050", "FX-INB-2", |_| date_range("1")));
+    t.push(
+        f,
+        "6139-000000-allocate-part",
+        "6139 allocates 200.00 of the 500.00 suspense credit to FXM-C",
+        p("6139", "FX-ALLOC-1", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_C")),
+                ("TranNetMemberCode", s("FXM-C")),
+                ("InboundSeqNo", g(c, "IN_SUSP")),
+                ("SuspendAmt", s("200.00")),
+                ("OrderNo", s("FX-ORD-S01")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6139-E10009-above-unallocated",
+        "6139 of 300.01 when 300.00 of the credit is unallocated is refused E10009",
+        p("6139", "FX-ALLOC-OVER", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_C")),
+                ("TranNetMemberCode", s("FXM-C")),
+                ("InboundSeqNo", g(c, "IN_SUSP")),
+                ("SuspendAmt", s("300.01")),
+                ("OrderNo", s("FX-ORD-S02")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6139-YQ9996-unknown-inbound-seq-no",
+        "6139 naming an InboundSeqNo that is no inbound credit is answered YQ9996",
+        p("6139", "FX-ALLOC-UNKNOWN", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_C")),
+                ("TranNetMemberCode", s("FXM-C")),
+                ("InboundSeqNo", s("2026112399999999")),
+                ("SuspendAmt", s("1.00")),
+                ("OrderNo", s("FX-ORD-S03")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6050-000000-suspense-and-allocation-rows",
+        "6050 shows the suspense credit still as 03 and the allocation to FXM-C as a 04 row",
+        p("6050", "FX-INB-2", |_| date_range("1")),
+    );
 
     // ---- 07-header: A001 header and body faults ----------------------------------------
     let f = "07-header";
     let bal_b = |c: &Ctx| vec![("SubAcctNo", g(c, "SUB_B"))];
-    t.push(f, "6010-YQ9985-unknown-enterprise", "a request from enterprise code UNKNOWNPLATFORM00001 is refused YQ9985", Box::new(move |c| {
-        let body = xml_request(BodyCharset::Gbk, &[("SubAcctNo", &g(c, "SUB_B"))]);
-        build_request(BodyCharset::Gbk, "UNKNOWNPLATFORM00001", "6010", "FX-HDR-ENT", DATE, TIME, &body).expect("request")
-    }));
-    t.push(f, "9999-YQ0000-unknown-code", "transaction code 9999 is unsupported: YQ0000", p("9999", "FX-HDR-9999", bal_b));
-    t.push(f, "6033-YQ0000-not-served-yet", "transaction code 6033 (withdrawal) is not served yet: YQ0000", p("6033", "FX-HDR-6033", |c| vec![
-        ("SubAcctNo", g(c, "SUB_B")),
-        ("TranNetMemberCode", s("FXM-B")),
-        ("CashAmt", s("1.00")),
-        ("OrderNo", s("FX-ORD-W01")),
-    ]));
-    t.push(f, "6010-YQ9977-charset-03", "header field 3 (body charset) 03 is neither GBK nor UTF-8: YQ9977, connection stays open", Box::new(move |c| {
-        let mut b = gbk_request("6010", "FX-HDR-CS03", &bal_b(c));
-        b[6..8].copy_from_slice(b"03");
-        b
-    }));
-    t.push(f, "6010-YQ9977-sign-flag-1", "header field 17 (sign flag) 1: signatures are not supported, YQ9977", Box::new(move |c| {
-        let mut b = gbk_request("6010", "FX-HDR-SIGN", &bal_b(c));
-        b[197] = b'1';
-        b
-    }));
-    t.push(f, "6010-YQ9977-body-not-gbk", "a body with bytes 0x81 0x20 (not a GBK sequence) is refused YQ9977", Box::new(|c| {
-        let mut body = b"<?xml version=\"1.0\" encoding=\"GBK\"?><Result><SubAcctNo>".to_vec();
-        body.extend_from_slice(g(c, "SUB_B").as_bytes());
-        body.extend_from_slice(b"</SubAcctNo><Remark>\x81\x20</Remark></Result>");
-        raw_request("6010", "FX-HDR-NOTGBK", &body)
-    }));
+    t.push(
+        f,
+        "6010-YQ9985-unknown-enterprise",
+        "a request from enterprise code UNKNOWNPLATFORM00001 is refused YQ9985",
+        Box::new(move |c| {
+            let body = xml_request(BodyCharset::Gbk, &[("SubAcctNo", &g(c, "SUB_B"))]);
+            build_request(
+                BodyCharset::Gbk,
+                "UNKNOWNPLATFORM00001",
+                "6010",
+                "FX-HDR-ENT",
+                DATE,
+                TIME,
+                &body,
+            )
+            .expect("request")
+        }),
+    );
+    t.push(
+        f,
+        "9999-YQ0000-unknown-code",
+        "transaction code 9999 is unsupported: YQ0000",
+        p("9999", "FX-HDR-9999", bal_b),
+    );
+    t.push(
+        f,
+        "6033-YQ0000-not-served-yet",
+        "transaction code 6033 (withdrawal) is not served yet: YQ0000",
+        p("6033", "FX-HDR-6033", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_B")),
+                ("TranNetMemberCode", s("FXM-B")),
+                ("CashAmt", s("1.00")),
+                ("OrderNo", s("FX-ORD-W01")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9977-charset-03",
+        "header field 3 (body charset) 03 is neither GBK nor UTF-8: YQ9977, connection stays open",
+        Box::new(move |c| {
+            let mut b = gbk_request("6010", "FX-HDR-CS03", &bal_b(c));
+            b[6..8].copy_from_slice(b"03");
+            b
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9977-sign-flag-1",
+        "header field 17 (sign flag) 1: signatures are not supported, YQ9977",
+        Box::new(move |c| {
+            let mut b = gbk_request("6010", "FX-HDR-SIGN", &bal_b(c));
+            b[197] = b'1';
+            b
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9977-body-not-gbk",
+        "a body with bytes 0x81 0x20 (not a GBK sequence) is refused YQ9977",
+        Box::new(|c| {
+            let mut body = b"<?xml version=\"1.0\" encoding=\"GBK\"?><Result><SubAcctNo>".to_vec();
+            body.extend_from_slice(g(c, "SUB_B").as_bytes());
+            body.extend_from_slice(b"</SubAcctNo><Remark>\x81\x20</Remark></Result>");
+            raw_request("6010", "FX-HDR-NOTGBK", &body)
+        }),
+    );
     t.push(f, "6010-YQ9977-doctype-entity", "a body with a DOCTYPE declaring an entity is refused YQ9977", Box::new(|c| {
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"GBK\"?><!DOCTYPE Result [<!ENTITY x \"{}\">]><Result><SubAcctNo>&x;</SubAcctNo></Result>",
@@ -592,11 +1131,21 @@ fn cases() -> Vec<Case> {
         );
         raw_request("6010", "FX-HDR-DTD", body.as_bytes())
     }));
-    t.push(f, "6010-YQ9977-declaration-utf8-on-gbk-header", "an XML declaration naming UTF-8 under header charset 01 (GBK) is refused YQ9977", Box::new(|c| {
-        let body = xml_request(BodyCharset::Utf8, &[("SubAcctNo", &g(c, "SUB_B"))]);
-        raw_request("6010", "FX-HDR-DECL", body.as_bytes())
-    }));
-    t.push(f, "6010-YQ9993-blank-requester-serial", "a request whose requester serial (field 12) is blank is refused YQ9993", p("6010", "", bal_b));
+    t.push(
+        f,
+        "6010-YQ9977-declaration-utf8-on-gbk-header",
+        "an XML declaration naming UTF-8 under header charset 01 (GBK) is refused YQ9977",
+        Box::new(|c| {
+            let body = xml_request(BodyCharset::Utf8, &[("SubAcctNo", &g(c, "SUB_B"))]);
+            raw_request("6010", "FX-HDR-DECL", body.as_bytes())
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9993-blank-requester-serial",
+        "a request whose requester serial (field 12) is blank is refused YQ9993",
+        p("6010", "", bal_b),
+    );
     t.push(f, "6248-000000-utf8-reopen-member-b", "6248 with a UTF-8 body (header 02) re-opening FXM-B returns its SubAcctNo; the response is UTF-8 too", Box::new(|_| {
         let fields = [
             ("FundSummaryAcctNo", MASTER),
@@ -618,11 +1167,16 @@ fn cases() -> Vec<Case> {
         b
     }));
     t.close();
-    t.push(f, "6010-YQ9977-message-class-not-a001-closes", "a header whose field 1 is B001 cannot be trusted: YQ9977 and the connection is closed", Box::new(|_| {
-        let mut b = raw_request("6010", "FX-HDR-B001", b"");
-        b[..4].copy_from_slice(b"B001");
-        b
-    }));
+    t.push(
+        f,
+        "6010-YQ9977-message-class-not-a001-closes",
+        "a header whose field 1 is B001 cannot be trusted: YQ9977 and the connection is closed",
+        Box::new(|_| {
+            let mut b = raw_request("6010", "FX-HDR-B001", b"");
+            b[..4].copy_from_slice(b"B001");
+            b
+        }),
+    );
     t.link("platform");
     t.close();
     t.push(f, "6010-YQ9977-body-length-not-digits-closes", "a header whose body length field is 00000001A0 cannot be trusted: YQ9977 and the connection is closed", Box::new(|_| {
@@ -634,8 +1188,18 @@ fn cases() -> Vec<Case> {
 
     // ---- 08-close: closing a sub-account that still holds money -------------------------
     let f = "08-close";
-    t.push(f, "6248-E10009-close-with-money-left", "6248 FunctionFlag 2 for FXM-A, which still holds money, is refused E10009", p("6248", "FX-CLOSE-A", close_fields(A.0, A.1, A.2, A.3)));
-    t.push(f, "6010-000000-balance-after-refused-close", "6010 of FXM-A after the refused close: the sub-account is still open with its balance", p("6010", "FX-BAL-A-3", |c| vec![("SubAcctNo", g(c, "SUB_A"))]));
+    t.push(
+        f,
+        "6248-E10009-close-with-money-left",
+        "6248 FunctionFlag 2 for FXM-A, which still holds money, is refused E10009",
+        p("6248", "FX-CLOSE-A", close_fields(A.0, A.1, A.2, A.3)),
+    );
+    t.push(
+        f,
+        "6010-000000-balance-after-refused-close",
+        "6010 of FXM-A after the refused close: the sub-account is still open with its balance",
+        p("6010", "FX-BAL-A-3", |c| vec![("SubAcctNo", g(c, "SUB_A"))]),
+    );
 
     t.0
 }
@@ -722,9 +1286,13 @@ async fn generate_fixtures() {
         let got = actual_code(&want, &resp);
         if got != want {
             let msg = if resp.starts_with(b"A001") {
-                bankfep::client::gbk_lossy(&resp[93..193]).trim().to_string()
+                bankfep::client::gbk_lossy(&resp[93..193])
+                    .trim()
+                    .to_string()
             } else {
-                bankfep::client::gbk_lossy(resp.get(48..).unwrap_or(&[])).trim().to_string()
+                bankfep::client::gbk_lossy(resp.get(48..).unwrap_or(&[]))
+                    .trim()
+                    .to_string()
             };
             problems.push(format!("{name}: got {got} ({msg}), want {want}"));
         }
