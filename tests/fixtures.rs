@@ -132,6 +132,11 @@ async fn fixtures_replay_byte_for_byte() {
         masked(find("-same-serial-same-body-replays")),
         "idempotent replay must return the original response"
     );
+    assert_eq!(
+        masked(find("-insufficient-including-fee")),
+        masked(find("-refused-serial-replays-refusal")),
+        "a replayed refusal must return the original response"
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     let gw = start("fixtures").await;
@@ -1186,8 +1191,8 @@ fn cases() -> Vec<Case> {
     }));
     t.close();
 
-    // ---- 08-close: closing a sub-account that still holds money -------------------------
-    let f = "08-close";
+    // ---- 08-later: checks that rely on everything before --------------------------------
+    let f = "08-later";
     t.push(
         f,
         "6248-E10009-close-with-money-left",
@@ -1199,6 +1204,34 @@ fn cases() -> Vec<Case> {
         "6010-000000-balance-after-refused-close",
         "6010 of FXM-A after the refused close: the sub-account is still open with its balance",
         p("6010", "FX-BAL-A-3", |c| vec![("SubAcctNo", g(c, "SUB_A"))]),
+    );
+    t.push(
+        f,
+        "6034-E10003-refused-serial-replays-refusal",
+        "6034 repeating serial FX-TR-INSUFF with the same body gets the original E10003 again",
+        p(
+            "6034",
+            "FX-TR-INSUFF",
+            transfer_fields(
+                "SUB_A",
+                "FXM-A",
+                "SUB_B",
+                "FXM-B",
+                "9698.00",
+                Some("0.01"),
+                "FX-ORD-T03",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6034-000000-order-no-of-refused-requests-unused",
+        "6034 with OrderNo FX-ORD-T03, used only by refused requests so far, is accepted: moves 1.00 from FXM-B to FXM-C",
+        p(
+            "6034",
+            "FX-TR-T03-OK",
+            transfer_fields("SUB_B", "FXM-B", "SUB_C", "FXM-C", "1.00", None, "FX-ORD-T03"),
+        ),
     );
 
     t.0
@@ -1264,7 +1297,7 @@ async fn generate_fixtures() {
         if req.starts_with(b"A001") && req.len() >= 87 {
             let serial = req[67..87].to_vec();
             if let Some(prev) = serials.insert(serial, name.clone()) {
-                if !name.contains("same-serial") {
+                if !name.contains("same-serial") && !name.contains("serial-replays") {
                     problems.push(format!("{name}: serial already used by {prev}"));
                 }
             }
