@@ -9,8 +9,11 @@
 //! flow, all sequentially over ONE platform connection and ONE core connection, each opened
 //! lazily and re-opened when the server closed it. A request starting with `A001` goes to the
 //! platform address (PROTOCOL.md §1), one starting with 8 ASCII digits to the core address
-//! (§2). Responses are compared byte for byte, except bytes 53..67 of platform responses
-//! (header date and time, §1.1 fields 10–11).
+//! (§2). A case whose request must be malformed in exactly those first bytes (a message class
+//! other than `A001`, a length prefix that is not 8 digits) names its link in an optional
+//! file `link` containing `platform` or `core`, which overrides that rule. Responses are
+//! compared byte for byte, except bytes 53..67 of platform responses (header date and time,
+//! §1.1 fields 10–11).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,6 +108,22 @@ fn classify(req: &[u8]) -> Option<Kind> {
         Some(Kind::Core)
     } else {
         None
+    }
+}
+
+/// The link named by the case's optional `link` file (`platform` or `core`, surrounding
+/// whitespace ignored): `Ok(None)` without such a file, `Err` for any other content.
+fn link_override(case: &Path) -> Result<Option<Kind>, String> {
+    match std::fs::read_to_string(case.join("link")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", case.join("link").display())),
+        Ok(s) => match s.trim() {
+            "platform" => Ok(Some(Kind::Platform)),
+            "core" => Ok(Some(Kind::Core)),
+            other => Err(format!(
+                "link file names {other:?}; expected \"platform\" or \"core\""
+            )),
+        },
     }
 }
 
@@ -339,9 +358,13 @@ async fn run_case(
         }
     };
     let expect_close_flag = close_path.exists();
-    let Some(kind) = classify(&req) else {
+    let named = match link_override(case) {
+        Ok(k) => k,
+        Err(e) => return Ok(Some(e)),
+    };
+    let Some(kind) = named.or_else(|| classify(&req)) else {
         return Ok(Some(
-            "request.bin starts with neither A001 nor 8 ASCII digits".into(),
+            "request.bin starts with neither A001 nor 8 ASCII digits, and no link file".into(),
         ));
     };
     let link = match kind {
@@ -785,6 +808,39 @@ mod tests {
             .map(|o| o.case.as_str())
             .collect();
         assert_eq!(failed, vec!["a_platform/06_no_close", "c_bad/01"]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    #[tokio::test]
+    async fn link_file_routes_requests_of_neither_kind() {
+        let root = temp_dir("link");
+        // A core server that answers any first bytes with one reply and closes.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let caddr = l.local_addr().unwrap().to_string();
+        let reply = core_resp("", "1001");
+        let sent = reply.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut b = [0u8; 8];
+                if s.read_exact(&mut b).await.is_ok() {
+                    let _ = s.write_all(&sent).await;
+                }
+            }
+        });
+        write_case(&root, "f", "01_core", b"0000X390", &reply, true);
+        std::fs::write(root.join("f/01_core/link"), b"core\n").unwrap();
+        write_case(&root, "f", "02_bogus", b"0000X390", &reply, true);
+        std::fs::write(root.join("f/02_bogus/link"), b"rail").unwrap();
+        let opts = ReplayOptions {
+            dir: root.clone(),
+            platform_addr: String::new(),
+            core_addr: caddr,
+            bless: false,
+            timeout_ms: 5000,
+        };
+        let out = replay(&opts).await.unwrap();
+        assert!(out[0].ok, "{out:#?}");
+        assert!(!out[1].ok);
+        assert!(out[1].detail.contains("link file"), "{}", out[1].detail);
         let _ = std::fs::remove_dir_all(&root);
     }
 }
