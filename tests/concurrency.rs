@@ -107,6 +107,7 @@ async fn money_is_conserved_under_16_concurrent_clients() {
         refused += no;
     }
     assert_eq!(acknowledged + refused, (TASKS * PER_TASK) as u64);
+    eprintln!("acknowledged {acknowledged}, refused {refused}");
     assert!(acknowledged > 0, "some transfers succeed");
 
     // Σ balances over the wire + fee account == Σ funded; nothing negative.
