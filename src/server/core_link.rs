@@ -78,14 +78,16 @@ fn reply_frame(shared: &Shared, bank_serial: &str, result: CoreResult) -> Vec<u8
     frame_prefixed(&record)
 }
 
-/// The bank serial of a record, when it can be read (echoed "also on errors", §2).
+/// The bank serial of a record, when it can be read (echoed "also on errors", §2): the
+/// bytes at its fixed position, whatever the trade code (a record with a wrong trade code
+/// still carries a readable serial, and the core correlates replies by it).
 fn serial_of(rec: &[u8]) -> String {
-    match (rec.get(..4), rec.get(4..36)) {
-        (Some(b"6920"), Some(s)) => encoding_rs::GBK
+    match rec.get(4..36) {
+        Some(s) => encoding_rs::GBK
             .decode_without_bom_handling_and_without_replacement(s)
             .map(|t| t.trim_end().to_string())
             .unwrap_or_default(),
-        _ => String::new(),
+        None => String::new(),
     }
 }
 
