@@ -577,7 +577,7 @@ fn cases() -> Vec<Case> {
             b
         }),
     );
-    t.push(f, "6920-1001-wrong-trade-code", "a record with trade code 6921 instead of 6920 is answered 1001 (serial not echoed: the record is not a 6920)", Box::new(|c| {
+    t.push(f, "6920-1001-wrong-trade-code", "a record with trade code 6921 instead of 6920 is answered 1001 with its bank serial echoed (§2: also on errors where it could be read)", Box::new(|c| {
         let mut b = notice_frame("FXCORE0008", &g(c, "SUB_A"), 10_000, "");
         b[8..12].copy_from_slice(b"6921");
         b
