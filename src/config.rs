@@ -53,6 +53,55 @@ pub struct TlsListener {
     pub client_ca: Option<PathBuf>,
 }
 
+/// The payment rail (PROTOCOL.md §3): where it is and how the gateway talks to it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RailConfig {
+    /// `HOST:PORT` of an external rail; `None` starts the built-in simulator (§4).
+    pub addr: Option<String>,
+    /// PEM CA that signed the rail's server certificate; set to talk TLS to the rail.
+    pub tls_ca: Option<PathBuf>,
+    /// Server name to verify on the rail's certificate (default `localhost`).
+    pub tls_server_name: String,
+    /// Client certificate and key (PEM) the gateway presents to the rail, if it asks.
+    pub client_cert: Option<PathBuf>,
+    /// Key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// The bank's expense account that pays small-amount verifications (§3).
+    pub expense_account: String,
+    /// Most concurrent rail calls.
+    pub inflight_max: usize,
+    /// Connect deadline, ms.
+    pub connect_timeout_ms: u64,
+    /// Reply deadline after a request was written, ms.
+    pub read_timeout_ms: u64,
+    /// First `7003` of an unknown instruction after this, ms (§3: within 2,000).
+    pub first_query_ms: u64,
+    /// Second query after this, doubling, ms.
+    pub backoff_start_ms: u64,
+    /// Longest wait between queries, ms (§3: at most 30,000).
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RailConfig {
+    fn default() -> Self {
+        RailConfig {
+            addr: None,
+            tls_ca: None,
+            tls_server_name: "localhost".into(),
+            client_cert: None,
+            client_key: None,
+            expense_account: "6222000000000009999".into(),
+            inflight_max: 16,
+            connect_timeout_ms: 3_000,
+            read_timeout_ms: 10_000,
+            first_query_ms: 1_000,
+            backoff_start_ms: 1_000,
+            backoff_max_ms: 30_000,
+        }
+    }
+}
+
 /// Resource limits, each with a safe default.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -109,6 +158,8 @@ pub struct Config {
     pub core_tls: Option<TlsListener>,
     /// Tenants provisioned at start (idempotent).
     pub tenants: Vec<Tenant>,
+    /// The payment rail.
+    pub rail: RailConfig,
     /// Limits.
     pub limits: Limits,
     /// Writer batch size.
@@ -137,6 +188,7 @@ impl Default for Config {
                 master_accounts: vec![DEMO_MASTER_ACCOUNT.into()],
             }],
             limits: Limits::default(),
+            rail: RailConfig::default(),
             batch_max: w.batch_max,
             queue_max: w.queue_max,
             utc_offset_seconds: 8 * 3600,

@@ -206,7 +206,7 @@ async fn serve(a: ServeArgs) -> ExitCode {
         cfg.core_addr = Some(x);
     }
     if a.rail_addr.is_some() {
-        tracing::warn!("--rail-addr is accepted; no operation uses the rail yet (withdrawals come with issue 3)");
+        cfg.rail.addr = a.rail_addr;
     }
     if a.clock.is_some() {
         cfg.clock = a.clock;
@@ -226,6 +226,8 @@ async fn serve(a: ServeArgs) -> ExitCode {
         core = ?running.core_addr,
         platform_tls = ?running.platform_tls_addr,
         core_tls = ?running.core_tls_addr,
+        rail = %running.rail_addr,
+        built_in_rail = running.rail_sim.is_some(),
         "listening"
     );
     println!("ready");

@@ -18,7 +18,9 @@ use crate::codec::schema::Schemas;
 use crate::codes::{CoreResult, ReturnCode};
 use crate::ledger::decide::{Decision, Facts};
 use crate::ledger::state::Undo;
-use crate::ledger::{decide, invariants, Command, Ctx, LedgerState, PAGE_ROWS};
+use crate::ledger::{
+    decide, invariants, Command, Ctx, Instruction, LedgerState, RailOutcome, PAGE_ROWS,
+};
 use crate::receipt::Signer;
 use crate::store::{Store, StoreError, StoredRequest};
 
@@ -77,6 +79,8 @@ pub enum Job {
     Platform(Box<PlatformJob>),
     /// A core notice (the command is always `Command::Notice`).
     Notice(Box<Command>, oneshot::Sender<CoreResult>),
+    /// A final rail outcome from the dispatcher; the reply is `true` once it is durable.
+    Rail(Box<RailOutcome>, oneshot::Sender<bool>),
     /// Test and operations hook: a copy of the state and the invariant check result.
     Snapshot(oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>),
 }
@@ -95,6 +99,12 @@ impl WriterHandle {
         })
     }
 
+    /// Queues an internal job, waiting for room instead of refusing (rail outcomes must not be
+    /// dropped). `Err(job)` only when the writer has stopped.
+    pub async fn submit_wait(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).await.map_err(|e| e.0)
+    }
+
     /// A copy of the ledger state and its invariant check, after every earlier job committed.
     pub async fn snapshot(&self) -> Option<(LedgerState, Result<(), invariants::Violation>)> {
         let (tx, rx) = oneshot::channel();
@@ -111,6 +121,10 @@ pub struct WriterCtx {
     pub clock: Arc<dyn Clock>,
     /// Receipt signer.
     pub signer: Signer,
+    /// The bank's expense account paying small-amount verifications (PROTOCOL.md §3).
+    pub expense_account: String,
+    /// Where newly committed rail instructions go (the dispatcher); `None`: nowhere (tests).
+    pub instructions: Option<mpsc::UnboundedSender<Instruction>>,
 }
 
 /// Starts the writer thread over `store` (already loaded into `state`). Returns the handle
@@ -145,12 +159,15 @@ struct Writer {
 enum Pending {
     Platform(oneshot::Sender<Reply>, Reply),
     Core(oneshot::Sender<CoreResult>, CoreResult),
+    Rail(oneshot::Sender<bool>, bool),
 }
 
 #[derive(Default)]
 struct Dirty {
     masters: BTreeSet<i64>,
     subs: BTreeSet<i64>,
+    /// Instructions created in this batch, sent to the rail after the commit.
+    instructions: Vec<Instruction>,
 }
 
 impl Writer {
@@ -226,6 +243,17 @@ impl Writer {
                         });
                     pending.push(Pending::Core(reply, result));
                 }
+                Job::Rail(outcome, reply) => {
+                    let mark = undo.len();
+                    let ok = self
+                        .in_savepoint(|w| w.rail(&outcome, &stamp, &mut undo, &mut dirty))
+                        .unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "rail outcome failed in store; will be re-reported");
+                            self.state.rollback(&mut undo, mark);
+                            false
+                        });
+                    pending.push(Pending::Rail(reply, ok));
+                }
             }
         }
         if let Err(e) = self.finish_batch(&dirty) {
@@ -240,9 +268,17 @@ impl Writer {
                     Pending::Core(tx, _) => {
                         let _ = tx.send(CoreResult::Busy);
                     }
+                    Pending::Rail(tx, _) => {
+                        let _ = tx.send(false);
+                    }
                 }
             }
             return;
+        }
+        if let Some(out) = &self.ctx.instructions {
+            for i in dirty.instructions.drain(..) {
+                let _ = out.send(i);
+            }
         }
         for p in pending {
             match p {
@@ -250,6 +286,9 @@ impl Writer {
                     let _ = tx.send(r);
                 }
                 Pending::Core(tx, r) => {
+                    let _ = tx.send(r);
+                }
+                Pending::Rail(tx, r) => {
                     let _ = tx.send(r);
                 }
             }
@@ -263,6 +302,9 @@ impl Writer {
             }
             Job::Notice(_, tx) => {
                 let _ = tx.send(CoreResult::Busy);
+            }
+            Job::Rail(_, tx) => {
+                let _ = tx.send(false);
             }
             Job::Snapshot(tx) => {
                 let check = invariants::check_state(&self.state);
@@ -329,6 +371,9 @@ impl Writer {
         if let Some(c) = d.writes.counters {
             self.state.put_counters(c, undo);
         }
+        dirty
+            .instructions
+            .extend(d.writes.instructions.iter().cloned());
     }
 
     fn prefetch(&mut self, enterprise: &str, cmd: &Command) -> Result<Facts, StoreError> {
@@ -338,6 +383,13 @@ impl Writer {
                 f.order_used = self.store.order_used(enterprise, &r.order_no)?
             }
             Command::Freeze(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
+            Command::Withdraw(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
+            Command::Rail(r) => {
+                f.instruction = self.store.instruction(&r.instruction_id)?;
+                if let Some(i) = &f.instruction {
+                    f.withdrawal = self.store.withdrawal(&i.front_seq_no)?;
+                }
+            }
             Command::Allocate(r) => {
                 f.order_used = self.store.order_used(enterprise, &r.order_no)?;
                 f.credit = self.store.credit(&r.inbound_seq_no)?;
@@ -374,10 +426,18 @@ impl Writer {
                     .store
                     .request(enterprise, orig_serial)?
                     .map(|r| r.status());
+                if f.status.as_ref().is_some_and(|s| s.tx_code == "6033") {
+                    f.withdrawal = self.store.withdrawal_by_serial(enterprise, orig_serial)?;
+                }
             }
             Command::Receipt { front_seq_no } => f.receipt = self.store.receipt(front_seq_no)?,
             Command::Notice(n) => f.notice_seen = self.store.notice_seen(&n.bank_serial)?,
-            Command::Open(_) | Command::Close(_) | Command::Balance { .. } => {}
+            Command::Open(_)
+            | Command::Close(_)
+            | Command::Balance { .. }
+            | Command::Bind(_)
+            | Command::ConfirmBind(_)
+            | Command::Unbind(_) => {}
         }
         Ok(f)
     }
@@ -408,9 +468,12 @@ impl Writer {
                 enterprise: &p.enterprise,
                 stamp,
                 signer: &self.ctx.signer,
+                serial: &p.serial,
+                expense_account: &self.ctx.expense_account,
             },
         );
-        let reply = if d.code == ReturnCode::Ok {
+        // A refusal normally has no body; one with fields (E10007 RemainingAttempts) has.
+        let reply = if d.code == ReturnCode::Ok || !d.fields.is_empty() {
             let fields: Vec<(&str, &str)> =
                 d.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             match crate::codec::xml::encode_body(p.charset, &fields, d.rows.as_deref()) {
@@ -428,11 +491,10 @@ impl Writer {
         } else {
             self.error_reply(d.code)
         };
-        if d.code == ReturnCode::Ok {
-            self.store
-                .append(&p.enterprise, d.front_seq_no.as_deref(), &d.writes)?;
-            self.apply(&d, undo, dirty);
-        }
+        // Refusals carry no writes, except those that use something up (E10007 an attempt).
+        self.store
+            .append(&p.enterprise, d.front_seq_no.as_deref(), &d.writes)?;
+        self.apply(&d, undo, dirty);
         self.store.record_request(&StoredRequest {
             enterprise_code: p.enterprise.clone(),
             serial: p.serial.clone(),
@@ -461,6 +523,8 @@ impl Writer {
                 enterprise: "",
                 stamp,
                 signer: &self.ctx.signer,
+                serial: "",
+                expense_account: &self.ctx.expense_account,
             },
         );
         Ok(match d.code {
@@ -475,5 +539,35 @@ impl Writer {
             ReturnCode::NoRecord => CoreResult::UnknownPayee,
             _ => CoreResult::Malformed,
         })
+    }
+
+    fn rail(
+        &mut self,
+        outcome: &RailOutcome,
+        stamp: &Stamp,
+        undo: &mut Vec<Undo>,
+        dirty: &mut Dirty,
+    ) -> Result<bool, StoreError> {
+        let cmd = Command::Rail(outcome.clone());
+        let facts = self.prefetch("", &cmd)?;
+        let d = decide(
+            &cmd,
+            &self.state,
+            &facts,
+            &Ctx {
+                enterprise: "",
+                stamp,
+                signer: &self.ctx.signer,
+                serial: "",
+                expense_account: &self.ctx.expense_account,
+            },
+        );
+        if d.code != ReturnCode::Ok {
+            tracing::warn!(code = d.code.as_str(), "rail outcome for an unknown instruction ignored");
+            return Ok(true);
+        }
+        self.store.append("", d.front_seq_no.as_deref(), &d.writes)?;
+        self.apply(&d, undo, dirty);
+        Ok(true)
     }
 }

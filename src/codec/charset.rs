@@ -272,3 +272,35 @@ mod tests {
         assert_eq!(gbk_truncated("a😀", 10), b"a?".to_vec());
     }
 }
+
+/// The longest prefix of `text` that fits `max_bytes` once GBK-encoded, counting 1 byte per
+/// ASCII character and 2 per other character (GBK's maximum, so the bound is never exceeded).
+/// Used where a longer field must go into a narrower fixed-width one (a 120-byte `Remark`
+/// into the rail's 60-byte memo, PROTOCOL.md §3).
+pub fn gbk_prefix(text: &str, max_bytes: usize) -> &str {
+    let mut used = 0usize;
+    for (i, c) in text.char_indices() {
+        let n = if c.is_ascii() { 1 } else { 2 };
+        if used + n > max_bytes {
+            return text.get(..i).unwrap_or("");
+        }
+        used += n;
+    }
+    text
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn gbk_prefix_cuts_at_character_boundaries() {
+        assert_eq!(gbk_prefix("abc", 2), "ab");
+        assert_eq!(gbk_prefix("货款abc", 3), "货");
+        assert_eq!(gbk_prefix("货款abc", 4), "货款");
+        assert_eq!(gbk_prefix("货款abc", 60), "货款abc");
+        let long = "提".repeat(60);
+        let cut = gbk_prefix(&long, 60);
+        assert_eq!(encoded_len(cut, Charset::Gbk).ok(), Some(60));
+    }
+}

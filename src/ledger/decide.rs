@@ -7,8 +7,9 @@
 
 use super::state::{Counters, LedgerState};
 use super::{
-    AllocateReq, BookingType, Command, FreezeReq, Master, NoticeReq, OpenReq, PageReq, Posting,
-    Side, SubAccount, SubStatus, TransferReq, PAGE_ROWS,
+    AllocateReq, Binding, BookingType, Command, FreezeReq, Instruction, InstructionState, Master,
+    NoticeReq, OpenReq, PageReq, Posting, Side, SubAccount, SubStatus, TransferReq, Withdrawal,
+    PAGE_ROWS,
 };
 use crate::clock::Stamp;
 use crate::codes::ReturnCode;
@@ -120,6 +121,10 @@ pub struct Facts {
     pub receipt: Option<ReceiptRow>,
     /// 6920: the bank serial was booked before.
     pub notice_seen: bool,
+    /// 6110 of a 6033, and rail outcomes: the withdrawal and all its chunks.
+    pub withdrawal: Option<(Withdrawal, Vec<Instruction>)>,
+    /// Rail outcomes: the instruction reported on.
+    pub instruction: Option<Instruction>,
 }
 
 /// The context of a decision: who asks, when, and the receipt key.
@@ -130,6 +135,10 @@ pub struct Ctx<'a> {
     pub stamp: &'a Stamp,
     /// Verification-code signer.
     pub signer: &'a Signer,
+    /// Requester serial of the request (header field 12); empty for notices and rail outcomes.
+    pub serial: &'a str,
+    /// The bank's expense account that pays small-amount verifications (PROTOCOL.md §3).
+    pub expense_account: &'a str,
 }
 
 /// Everything to write when a decision is accepted. Post-images, not deltas.
@@ -155,6 +164,14 @@ pub struct Writes {
     pub notice: Option<(String, String)>,
     /// Counters after the decision (`None`: unchanged).
     pub counters: Option<Counters>,
+    /// Binding changes: (sub-account id, new binding or `None` = removed).
+    pub bindings: Vec<(i64, Option<Binding>)>,
+    /// New rail instructions (persisted in the batch, sent after the commit).
+    pub instructions: Vec<Instruction>,
+    /// Resolved instructions: (id, new state, reject code).
+    pub instruction_updates: Vec<(String, InstructionState, String)>,
+    /// A new withdrawal.
+    pub withdrawal: Option<Withdrawal>,
 }
 
 /// The outcome of one command.
@@ -173,7 +190,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn refuse(code: ReturnCode) -> Decision {
+    pub(super) fn refuse(code: ReturnCode) -> Decision {
         Decision {
             code,
             fields: Vec::new(),
@@ -182,7 +199,7 @@ impl Decision {
             writes: Writes::default(),
         }
     }
-    fn ok(fields: Vec<(&'static str, String)>) -> Decision {
+    pub(super) fn ok(fields: Vec<(&'static str, String)>) -> Decision {
         Decision {
             code: ReturnCode::Ok,
             fields,
@@ -204,15 +221,20 @@ pub fn decide(cmd: &Command, state: &LedgerState, facts: &Facts, ctx: &Ctx<'_>) 
         Command::Details(r) => details(r, state, facts, ctx),
         Command::Credits(r) => credits(r, facts),
         Command::Allocate(r) => allocate(r, state, facts, ctx),
-        Command::Status { .. } => status(facts),
+        Command::Status { .. } => super::withdraw::status(facts),
         Command::Receipt { .. } => receipt(facts, state, ctx),
         Command::Notice(r) => notice(r, state, facts, ctx),
+        Command::Bind(r) => super::withdraw::bind(r, state, ctx),
+        Command::ConfirmBind(r) => super::withdraw::confirm_bind(r, state, ctx),
+        Command::Unbind(r) => super::withdraw::unbind(r, state, ctx),
+        Command::Withdraw(r) => super::withdraw::withdraw(r, state, facts, ctx),
+        Command::Rail(r) => super::withdraw::rail_outcome(r, state, facts, ctx),
     };
     result.unwrap_or_else(Decision::refuse)
 }
 
 /// Amount precondition of §1.2/§1.4: > 0 and ≤ the `Amt` maximum, else `E10009`.
-fn positive(amount: Fen) -> Result<Fen, ReturnCode> {
+pub(super) fn positive(amount: Fen) -> Result<Fen, ReturnCode> {
     if amount > 0 && amount <= AMOUNT_MAX_FEN {
         Ok(amount)
     } else {
@@ -221,15 +243,15 @@ fn positive(amount: Fen) -> Result<Fen, ReturnCode> {
 }
 
 /// Accumulates the post-images of one decision.
-struct Book<'s> {
-    state: &'s LedgerState,
-    stamp: &'s Stamp,
-    w: Writes,
-    counters: Counters,
+pub(super) struct Book<'s> {
+    pub(super) state: &'s LedgerState,
+    pub(super) stamp: &'s Stamp,
+    pub(super) w: Writes,
+    pub(super) counters: Counters,
 }
 
 impl<'s> Book<'s> {
-    fn new(state: &'s LedgerState, stamp: &'s Stamp) -> Self {
+    pub(super) fn new(state: &'s LedgerState, stamp: &'s Stamp) -> Self {
         Book {
             state,
             stamp,
@@ -238,7 +260,7 @@ impl<'s> Book<'s> {
         }
     }
 
-    fn sub(&self, id: i64) -> Option<&SubAccount> {
+    pub(super) fn sub(&self, id: i64) -> Option<&SubAccount> {
         self.w
             .subs
             .iter()
@@ -246,7 +268,7 @@ impl<'s> Book<'s> {
             .or_else(|| self.state.sub(id))
     }
 
-    fn sub_mut(&mut self, id: i64) -> Result<&mut SubAccount, ReturnCode> {
+    pub(super) fn sub_mut(&mut self, id: i64) -> Result<&mut SubAccount, ReturnCode> {
         if let Some(i) = self.w.subs.iter().position(|s| s.id == id) {
             return Ok(&mut self.w.subs[i]);
         }
@@ -255,7 +277,7 @@ impl<'s> Book<'s> {
         self.w.subs.last_mut().ok_or(ReturnCode::Internal)
     }
 
-    fn master_mut(&mut self, id: i64) -> Result<&mut Master, ReturnCode> {
+    pub(super) fn master_mut(&mut self, id: i64) -> Result<&mut Master, ReturnCode> {
         if let Some(i) = self.w.masters.iter().position(|m| m.id == id) {
             return Ok(&mut self.w.masters[i]);
         }
@@ -264,7 +286,7 @@ impl<'s> Book<'s> {
         self.w.masters.last_mut().ok_or(ReturnCode::Internal)
     }
 
-    fn next_front_seq(&mut self) -> String {
+    pub(super) fn next_front_seq(&mut self) -> String {
         self.counters.front_seq += 1;
         format!(
             "{}{:08}",
@@ -273,7 +295,7 @@ impl<'s> Book<'s> {
         )
     }
 
-    fn next_receipt_no(&mut self) -> String {
+    pub(super) fn next_receipt_no(&mut self) -> String {
         self.counters.receipt_seq += 1;
         format!(
             "HD{}{:010}",
@@ -309,7 +331,7 @@ impl<'s> Book<'s> {
     }
 
     /// Books a balanced posting and the detail rows of the sub-accounts it touches.
-    fn post(
+    pub(super) fn post(
         &mut self,
         p: Posting,
         front_seq_no: &str,
@@ -340,7 +362,7 @@ impl<'s> Book<'s> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn receipt(
+    pub(super) fn receipt(
         &mut self,
         signer: &Signer,
         master_id: i64,
@@ -374,7 +396,7 @@ impl<'s> Book<'s> {
         });
     }
 
-    fn finish(mut self, code_fields: Vec<(&'static str, String)>, seq: Option<String>) -> Decision {
+    pub(super) fn finish(mut self, code_fields: Vec<(&'static str, String)>, seq: Option<String>) -> Decision {
         if self.counters != self.state.counters {
             self.w.counters = Some(self.counters);
         }
@@ -449,6 +471,8 @@ fn open(r: &OpenReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision, Ret
         balance: 0,
         frozen: 0,
         status: SubStatus::Open,
+        binding: None,
+        chunks_in_flight: 0,
     });
     Ok(book.finish(vec![("SubAcctNo", sub_acct_no)], None))
 }
@@ -469,7 +493,7 @@ fn close(r: &OpenReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision, Re
     if sub.status == SubStatus::Closed {
         return Err(ReturnCode::Closed);
     }
-    if sub.balance != 0 || sub.frozen != 0 {
+    if sub.balance != 0 || sub.frozen != 0 || sub.chunks_in_flight != 0 {
         return Err(ReturnCode::AmountNotAllowed);
     }
     let mut book = Book::new(state, ctx.stamp);
@@ -479,7 +503,7 @@ fn close(r: &OpenReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision, Re
 
 /// An open sub-account of this enterprise whose member code matches: `E10001`, `E10002`,
 /// `E10004` in that order.
-fn member_sub<'s>(
+pub(super) fn member_sub<'s>(
     state: &'s LedgerState,
     ctx: &Ctx<'_>,
     sub_acct_no: &str,
@@ -790,8 +814,9 @@ fn allocate(
     Ok(book.finish(vec![("FrontSeqNo", seq.clone())], Some(seq)))
 }
 
-/// 6110 status of an earlier request: `YQ9996` when the serial is unknown.
-fn status(facts: &Facts) -> Result<Decision, ReturnCode> {
+/// 6110 status of an earlier request other than an accepted 6033: `YQ9996` when the serial
+/// is unknown.
+pub(super) fn plain_status(facts: &Facts) -> Result<Decision, ReturnCode> {
     let s = facts.status.as_ref().ok_or(ReturnCode::NoRecord)?;
     let ok = s.return_code == ReturnCode::Ok.as_str();
     Ok(Decision::ok(vec![
@@ -833,15 +858,22 @@ fn receipt(facts: &Facts, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision
 }
 
 /// Where an inbound credit goes (PROTOCOL.md §2 自动清分), in order: payee is a sub-account
-/// number → it (a closed one → suspense); payee is the master account and the memo names
-/// exactly one sub-account of that master → it; otherwise suspense. (The bound-account rule
-/// joins with binding, issue 3.) `None` when the payee is neither (result `1002`).
+/// number → it (a closed one → suspense); payee is the master account and the payer account
+/// is the verified bound account of exactly one sub-account of it → that one; the memo names
+/// exactly one sub-account of that master → it; otherwise suspense. `None` when the payee is
+/// neither (result `1002`).
 pub fn allocation_target(n: &NoticeReq, state: &LedgerState) -> Option<(i64, Option<i64>)> {
     if let Some(sub) = state.sub_by_no(&n.payee) {
         let open = sub.status == SubStatus::Open;
         return Some((sub.master_id, open.then_some(sub.id)));
     }
     let master = state.master_by_no(&n.payee)?;
+    if let [one] = state.bound_to(master.id, &n.payer_acct).as_slice() {
+        let open = state
+            .sub(*one)
+            .is_some_and(|s| s.status == SubStatus::Open);
+        return Some((master.id, open.then_some(*one)));
+    }
     let mut named: Vec<i64> = Vec::new();
     for cand in memo_sub_numbers(&n.memo) {
         if let Some(s) = state.sub_by_no(cand) {

@@ -13,6 +13,7 @@
 pub mod decide;
 pub mod invariants;
 pub mod state;
+pub mod withdraw;
 
 pub use decide::{decide, Ctx, Decision, Facts};
 pub use state::LedgerState;
@@ -90,6 +91,139 @@ pub struct SubAccount {
     pub frozen: Fen,
     /// Open or closed.
     pub status: SubStatus,
+    /// The single withdrawal account (唯一出金账户), pending verification or bound.
+    pub binding: Option<Binding>,
+    /// Withdrawal chunks of this sub-account not yet settled or refunded (derived from the
+    /// stored instructions at start-up; a sub-account with any cannot be closed).
+    pub chunks_in_flight: u32,
+}
+
+/// A withdrawal account binding (绑定提现账户), PROTOCOL.md §1.3 `6240`/`6241`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// `MemberAcctNo` (≤ 32 bytes).
+    pub acct_no: String,
+    /// Holder name: always equal to the member's name (`E10002` otherwise).
+    pub acct_name: String,
+    /// `BankType` 1: same bank (`7002`), else other bank (`7001`).
+    pub same_bank: bool,
+    /// `AcctOpenBranchName`.
+    pub branch_name: String,
+    /// `EiconBankBranchId`: super e-bank code (empty for the same bank).
+    pub bank_code: String,
+    /// `true` once small-amount verification succeeded (bound).
+    pub verified: bool,
+    /// The verification amount sent, fen (1..=50).
+    pub auth_amount: Fen,
+    /// Wrong answers left before the attempt ends (5 at the start).
+    pub attempts_left: u32,
+}
+
+/// What an outbound rail instruction is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstructionKind {
+    /// Small-amount verification (paid from the bank's expense account, outside the ledger).
+    Verify,
+    /// One chunk of a withdrawal.
+    Chunk,
+}
+
+/// Resolution state of an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstructionState {
+    /// Not resolved: never sent, in flight, or outcome unknown (`P`, timeout, broken link).
+    Unresolved,
+    /// `S`: settled.
+    Settled,
+    /// `F` (other than `RJ04`): failed, final.
+    Failed,
+}
+
+impl InstructionState {
+    /// Storage and wire letter: `P`, `S`, `F`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            InstructionState::Unresolved => "P",
+            InstructionState::Settled => "S",
+            InstructionState::Failed => "F",
+        }
+    }
+    /// From the storage letter.
+    pub fn from_letter(s: &str) -> InstructionState {
+        match s {
+            "S" => InstructionState::Settled,
+            "F" => InstructionState::Failed,
+            _ => InstructionState::Unresolved,
+        }
+    }
+}
+
+/// An outbound credit transfer on the payment rail (PROTOCOL.md §3), persisted before it is
+/// sent. Amount in fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instruction {
+    /// Instruction id (≤ 32 bytes, unique forever, the rail's idempotency key).
+    pub id: String,
+    /// Verification or withdrawal chunk.
+    pub kind: InstructionKind,
+    /// `FrontSeqNo` of the withdrawal (or of the 6240 request).
+    pub front_seq_no: String,
+    /// Chunk number from 1 (larger amounts first); 1 for verification.
+    pub chunk_no: u32,
+    /// `7001` (super e-bank) or `7002` (same bank).
+    pub trade_code: &'static str,
+    /// Payer: the master account, or the bank's expense account for verification.
+    pub payer_acct: String,
+    /// Payee account.
+    pub payee_acct: String,
+    /// Payee name.
+    pub payee_name: String,
+    /// Payee super e-bank code (empty for `7002`).
+    pub payee_bank: String,
+    /// Amount in fen (a `7001` is always < 5,000,000).
+    pub amount: Fen,
+    /// Memo.
+    pub memo: String,
+    /// Resolution state.
+    pub state: InstructionState,
+    /// Reject code of a failed instruction (`RJ01`…), else empty.
+    pub reject_code: String,
+    /// Sub-account storage id.
+    pub sub_id: i64,
+    /// Master account storage id.
+    pub master_id: i64,
+}
+
+/// An accepted withdrawal (6033), amounts in fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Its `FrontSeqNo`.
+    pub front_seq_no: String,
+    /// Enterprise code of the request.
+    pub enterprise_code: String,
+    /// Requester serial of the request (6110 looks it up by this).
+    pub serial: String,
+    /// Sub-account storage id.
+    pub sub_id: i64,
+    /// Master account storage id.
+    pub master_id: i64,
+    /// `CashAmt`.
+    pub amount: Fen,
+    /// `TakeCashCommission`.
+    pub fee: Fen,
+    /// Number of chunks.
+    pub chunk_count: u32,
+}
+
+/// A rail outcome reported by the dispatcher (PROTOCOL.md §3): final `S` or `F`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RailOutcome {
+    /// Instruction id.
+    pub instruction_id: String,
+    /// `true` for `S`, `false` for a final `F`.
+    pub settled: bool,
+    /// Reject code of an `F`.
+    pub reject_code: String,
 }
 
 impl SubAccount {
@@ -209,6 +343,80 @@ pub enum Command {
     },
     /// `6920` inbound-credit notice from the bank core.
     Notice(NoticeReq),
+    /// `6240` bind a withdrawal account and start small-amount verification.
+    Bind(BindReq),
+    /// `6241` confirm the verification amount.
+    ConfirmBind(ConfirmBindReq),
+    /// `6065` unbind.
+    Unbind(UnbindReq),
+    /// `6033` withdrawal.
+    Withdraw(WithdrawReq),
+    /// A final rail outcome (internal, from the dispatcher).
+    Rail(RailOutcome),
+}
+
+/// `6240` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindReq {
+    /// `SubAcctNo`.
+    pub sub_acct_no: String,
+    /// `TranNetMemberCode`.
+    pub member_code: String,
+    /// `MemberName`: must equal the member's name and is the payee name.
+    pub member_name: String,
+    /// `MemberAcctNo`.
+    pub acct_no: String,
+    /// `BankType` 1 same bank, 2 other bank.
+    pub same_bank: bool,
+    /// `AcctOpenBranchName`.
+    pub branch_name: String,
+    /// `EiconBankBranchId` (required for other banks).
+    pub bank_code: String,
+}
+
+/// `6241` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmBindReq {
+    /// `SubAcctNo`.
+    pub sub_acct_no: String,
+    /// `TakeCashAcctNo`: the account being verified.
+    pub acct_no: String,
+    /// `AuthAmt` in fen.
+    pub amount: Fen,
+}
+
+/// `6065` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnbindReq {
+    /// `SubAcctNo`.
+    pub sub_acct_no: String,
+    /// `TranNetMemberCode`.
+    pub member_code: String,
+    /// `MemberAcctNo`: must be the bound account.
+    pub acct_no: String,
+}
+
+/// `6033` fields, amounts in fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawReq {
+    /// `SubAcctNo`.
+    pub sub_acct_no: String,
+    /// `TranNetMemberCode`.
+    pub member_code: String,
+    /// `MemberName`.
+    pub member_name: String,
+    /// `TakeCashAcctNo`: must be the bound account.
+    pub acct_no: String,
+    /// `OutAmtAcctName`: must be the bound account's name.
+    pub acct_name: String,
+    /// `CashAmt`.
+    pub amount: Fen,
+    /// `TakeCashCommission` (0 when absent).
+    pub fee: Fen,
+    /// `OrderNo`.
+    pub order_no: String,
+    /// `Remark`.
+    pub remark: String,
 }
 
 /// `6248` fields.

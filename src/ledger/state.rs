@@ -36,6 +36,8 @@ pub struct LedgerState {
     subs: HashMap<i64, SubAccount>,
     sub_by_no: HashMap<String, i64>,
     sub_by_member: HashMap<(i64, String), i64>,
+    /// (master id, verified bound account number) → sub-account ids (allocation rule, §2).
+    bound: HashMap<(i64, String), Vec<i64>>,
     /// Identifier counters.
     pub counters: Counters,
     next_sub_id: i64,
@@ -60,7 +62,31 @@ impl LedgerState {
         s
     }
 
+    fn unindex_binding(&mut self, id: i64) {
+        let Some(old) = self.subs.get(&id) else {
+            return;
+        };
+        if let Some(b) = old.binding.as_ref().filter(|b| b.verified) {
+            let key = (old.master_id, b.acct_no.clone());
+            if let Some(v) = self.bound.get_mut(&key) {
+                v.retain(|x| *x != id);
+                if v.is_empty() {
+                    self.bound.remove(&key);
+                }
+            }
+        }
+    }
+
     fn index_sub(&mut self, sub: &SubAccount) {
+        if let Some(b) = sub.binding.as_ref().filter(|b| b.verified) {
+            let ids = self
+                .bound
+                .entry((sub.master_id, b.acct_no.clone()))
+                .or_default();
+            if !ids.contains(&sub.id) {
+                ids.push(sub.id);
+            }
+        }
         self.sub_by_no.insert(sub.sub_acct_no.clone(), sub.id);
         self.sub_by_member
             .insert((sub.master_id, sub.member_code.clone()), sub.id);
@@ -133,6 +159,14 @@ impl LedgerState {
             .and_then(|id| self.subs.get(id))
     }
 
+    /// The sub-accounts of master `master_id` whose verified bound account is `acct_no`.
+    pub fn bound_to(&self, master_id: i64, acct_no: &str) -> Vec<i64> {
+        self.bound
+            .get(&(master_id, acct_no.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every sub-account of master `master_id` (unordered).
     pub fn subs_of(&self, master_id: i64) -> impl Iterator<Item = &SubAccount> {
         self.subs.values().filter(move |s| s.master_id == master_id)
@@ -151,6 +185,7 @@ impl LedgerState {
     pub fn put_sub(&mut self, s: SubAccount, undo: &mut Vec<Undo>) {
         let old = self.subs.get(&s.id).cloned().map(Box::new);
         undo.push(Undo::Sub(s.id, old));
+        self.unindex_binding(s.id);
         self.next_sub_id = self.next_sub_id.max(s.id);
         self.index_sub(&s);
         self.subs.insert(s.id, s);
@@ -170,9 +205,12 @@ impl LedgerState {
                     self.masters.insert(m.id, m);
                 }
                 Some(Undo::Sub(id, Some(old))) => {
+                    self.unindex_binding(id);
+                    self.index_sub(&old);
                     self.subs.insert(id, *old);
                 }
                 Some(Undo::Sub(id, None)) => {
+                    self.unindex_binding(id);
                     if let Some(s) = self.subs.remove(&id) {
                         self.sub_by_no.remove(&s.sub_acct_no);
                         self.sub_by_member.remove(&(s.master_id, s.member_code));

@@ -4,12 +4,16 @@
 
 mod t6007;
 mod t6010;
+mod t6033;
 mod t6034;
 mod t6050;
+mod t6065;
 mod t6072;
 mod t6110;
 mod t6139;
 mod t6142;
+mod t6240;
+mod t6241;
 mod t6248;
 
 use crate::codec::request::Fields;
@@ -26,8 +30,9 @@ pub struct MsgError {
 }
 
 /// The transaction codes this gateway serves (PROTOCOL.md §1.3). Others get `YQ0000`.
-pub const SERVED: [&str; 9] = [
-    "6248", "6034", "6007", "6010", "6072", "6050", "6139", "6110", "6142",
+pub const SERVED: [&str; 13] = [
+    "6248", "6240", "6241", "6065", "6034", "6007", "6033", "6010", "6072", "6050", "6139",
+    "6110", "6142",
 ];
 
 /// Builds the typed command of transaction `code` from validated fields; `None` when the
@@ -35,6 +40,10 @@ pub const SERVED: [&str; 9] = [
 pub fn to_command(code: &str, f: &Fields) -> Option<Result<Command, MsgError>> {
     Some(match code {
         "6248" => t6248::parse(f),
+        "6240" => t6240::parse(f),
+        "6241" => t6241::parse(f),
+        "6065" => t6065::parse(f),
+        "6033" => t6033::parse(f),
         "6034" => t6034::parse(f),
         "6007" => t6007::parse(f),
         "6010" => t6010::parse(f),

@@ -71,6 +71,10 @@ pub struct Running {
     pub core_tls_addr: Option<SocketAddr>,
     /// The writer (tests read snapshots through it).
     pub writer: WriterHandle,
+    /// The payment rail address in use.
+    pub rail_addr: SocketAddr,
+    /// The built-in rail simulator, when no external rail was configured (§4).
+    pub rail_sim: Option<crate::rail::sim::RailSim>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
@@ -89,6 +93,9 @@ impl Running {
         drop(self.writer);
         if let Some(th) = self.writer_thread.take() {
             let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+        if let Some(sim) = self.rail_sim.take() {
+            sim.shutdown().await;
         }
     }
 }
@@ -143,6 +150,45 @@ pub async fn start_with_store(
         }
     };
     let secret = store.receipt_secret(&fresh)?;
+    let resumed = store.unresolved_instructions()?;
+    let (rail_sim, rail_addr) = match &config.rail.addr {
+        Some(a) => {
+            let addr = tokio::net::lookup_host(a)
+                .await
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or_else(|| StartError::Config(format!("rail address {a} does not resolve")))?;
+            (None, addr)
+        }
+        None => {
+            let sim = crate::rail::sim::RailSim::start(
+                "127.0.0.1:0",
+                crate::rail::sim::SimFaults::default(),
+            )
+            .await
+            .map_err(|e| StartError::Listen {
+                what: "built-in rail simulator",
+                message: e.to_string(),
+            })?;
+            let addr = sim.addr();
+            (Some(sim), addr)
+        }
+    };
+    let rail_tls = match &config.rail.tls_ca {
+        Some(ca) => {
+            let client = match (&config.rail.client_cert, &config.rail.client_key) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                _ => None,
+            };
+            let cfg = crate::tls::client_config(ca, client).map_err(|e| StartError::Listen {
+                what: "rail tls client",
+                message: e.to_string(),
+            })?;
+            Some((cfg, config.rail.tls_server_name.clone()))
+        }
+        None => None,
+    };
+    let (instr_tx, instr_rx) = tokio::sync::mpsc::unbounded_channel();
     let (masters, subs, counters) = store.load()?;
     let state = LedgerState::from_rows(masters, subs, counters);
     if let Err(v) = crate::ledger::invariants::check_state(&state) {
@@ -157,6 +203,8 @@ pub async fn start_with_store(
             schemas: schemas.clone(),
             clock: clock.clone(),
             signer: Signer::new(&secret),
+            expense_account: config.rail.expense_account.clone(),
+            instructions: Some(instr_tx),
         },
         config.writer(),
     )
@@ -176,14 +224,37 @@ pub async fn start_with_store(
         clock,
         shutdown: shutdown_rx,
     });
+    let dispatcher = crate::rail::dispatch::spawn(
+        crate::rail::dispatch::DispatchConfig {
+            client: crate::rail::client::RailClientConfig {
+                addr: rail_addr.to_string(),
+                tls: rail_tls,
+                connect_timeout_ms: config.rail.connect_timeout_ms,
+                read_timeout_ms: config.rail.read_timeout_ms,
+            },
+            inflight_max: config.rail.inflight_max,
+            timing: crate::rail::dispatch::RailTiming {
+                first_query_ms: config.rail.first_query_ms,
+                backoff_start_ms: config.rail.backoff_start_ms,
+                backoff_max_ms: config.rail.backoff_max_ms,
+            },
+        },
+        shared.schemas.clone(),
+        writer.clone(),
+        instr_rx,
+        resumed,
+        shared.shutdown.clone(),
+    );
     let mut running = Running {
+        rail_addr,
+        rail_sim,
         platform_addr: None,
         core_addr: None,
         platform_tls_addr: None,
         core_tls_addr: None,
         writer,
         shutdown: shutdown_tx,
-        tasks: Vec::new(),
+        tasks: vec![dispatcher],
         writer_thread: Some(writer_thread),
         drain_ms,
     };

@@ -10,7 +10,7 @@ pub mod sqlite;
 
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, StoredStatus, Writes};
 use crate::ledger::state::Counters;
-use crate::ledger::{Master, SubAccount};
+use crate::ledger::{Instruction, Master, SubAccount, Withdrawal};
 
 /// A storage failure. The writer answers `YQ9999` (outcome unknown) for the batch.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,14 @@ pub trait Store: Send + 'static {
     ) -> Result<(u64, Vec<CreditRow>), StoreError>;
     /// The e-receipt of `front_seq_no`.
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+    /// The rail instruction `id`.
+    fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError>;
+    /// The withdrawal with `front_seq_no` and all its chunks.
+    fn withdrawal(&mut self, front_seq_no: &str) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
+    /// The withdrawal accepted for request `(enterprise_code, serial)` and its chunks.
+    fn withdrawal_by_serial(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
+    /// Every instruction not yet settled or failed (resumed after a restart), oldest first.
+    fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError>;
 
     /// Appends the rows of one accepted decision of `enterprise_code` (postings, entries,
     /// credits, receipts, order number, bank serial). Accounts are written by `write_accounts`.

@@ -8,7 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Store, StoreError, StoredRequest};
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use crate::ledger::state::Counters;
-use crate::ledger::{BookingType, Master, Side, SubAccount, SubStatus};
+use crate::ledger::{
+    Binding, BookingType, Instruction, InstructionKind, InstructionState, Master, Side,
+    SubAccount, SubStatus, Withdrawal,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -53,7 +56,69 @@ CREATE TABLE IF NOT EXISTS orders(
   PRIMARY KEY(enterprise_code, order_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS notices(
   bank_serial TEXT PRIMARY KEY, front_seq_no TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings(
+  sub_id INTEGER PRIMARY KEY, acct_no TEXT NOT NULL, acct_name TEXT NOT NULL,
+  same_bank INTEGER NOT NULL, branch_name TEXT NOT NULL, bank_code TEXT NOT NULL,
+  verified INTEGER NOT NULL, auth_amount INTEGER NOT NULL, attempts_left INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS withdrawals(
+  front_seq_no TEXT PRIMARY KEY, enterprise_code TEXT NOT NULL, serial TEXT NOT NULL,
+  sub_id INTEGER NOT NULL, master_id INTEGER NOT NULL, amount INTEGER NOT NULL CHECK(amount > 0),
+  fee INTEGER NOT NULL, chunk_count INTEGER NOT NULL, UNIQUE(enterprise_code, serial));
+CREATE TABLE IF NOT EXISTS instructions(
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, front_seq_no TEXT NOT NULL, chunk_no INTEGER NOT NULL,
+  trade_code TEXT NOT NULL, payer_acct TEXT NOT NULL, payee_acct TEXT NOT NULL,
+  payee_name TEXT NOT NULL, payee_bank TEXT NOT NULL, amount INTEGER NOT NULL CHECK(amount > 0),
+  memo TEXT NOT NULL, state TEXT NOT NULL, reject_code TEXT NOT NULL, sub_id INTEGER NOT NULL,
+  master_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS instructions_by_withdrawal ON instructions(front_seq_no, chunk_no);
+CREATE INDEX IF NOT EXISTS instructions_unresolved ON instructions(state);
 ";
+
+const INSTRUCTION_COLS: &str = "id, kind, front_seq_no, chunk_no, trade_code, payer_acct, \
+     payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, master_id";
+
+fn instruction_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instruction> {
+    let kind: String = r.get(1)?;
+    let trade: String = r.get(4)?;
+    let state: String = r.get(11)?;
+    Ok(Instruction {
+        id: r.get(0)?,
+        kind: if kind == "V" {
+            InstructionKind::Verify
+        } else {
+            InstructionKind::Chunk
+        },
+        front_seq_no: r.get(2)?,
+        chunk_no: r.get(3)?,
+        trade_code: if trade == "7002" { "7002" } else { "7001" },
+        payer_acct: r.get(5)?,
+        payee_acct: r.get(6)?,
+        payee_name: r.get(7)?,
+        payee_bank: r.get(8)?,
+        amount: r.get(9)?,
+        memo: r.get(10)?,
+        state: InstructionState::from_letter(&state),
+        reject_code: r.get(12)?,
+        sub_id: r.get(13)?,
+        master_id: r.get(14)?,
+    })
+}
+
+fn withdrawal_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Withdrawal> {
+    Ok(Withdrawal {
+        front_seq_no: r.get(0)?,
+        enterprise_code: r.get(1)?,
+        serial: r.get(2)?,
+        sub_id: r.get(3)?,
+        master_id: r.get(4)?,
+        amount: r.get(5)?,
+        fee: r.get(6)?,
+        chunk_count: r.get(7)?,
+    })
+}
+
+const WITHDRAWAL_COLS: &str =
+    "front_seq_no, enterprise_code, serial, sub_id, master_id, amount, fee, chunk_count";
 
 /// The SQLite store over one connection (the writer's).
 pub struct SqliteStore {
@@ -187,9 +252,54 @@ impl Store for SqliteStore {
                     balance: r.get(8)?,
                     frozen: r.get(9)?,
                     status: SubStatus::from_code(r.get(10)?),
+                    binding: None,
+                    chunks_in_flight: 0,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let mut subs = subs;
+        let mut by_id: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        for (i, s) in subs.iter().enumerate() {
+            by_id.insert(s.id, i);
+        }
+        let mut st = self.conn.prepare(
+            "SELECT sub_id, acct_no, acct_name, same_bank, branch_name, bank_code, verified, \
+             auth_amount, attempts_left FROM bindings",
+        )?;
+        let bindings = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Binding {
+                        acct_no: r.get(1)?,
+                        acct_name: r.get(2)?,
+                        same_bank: r.get::<_, i64>(3)? == 1,
+                        branch_name: r.get(4)?,
+                        bank_code: r.get(5)?,
+                        verified: r.get::<_, i64>(6)? == 1,
+                        auth_amount: r.get(7)?,
+                        attempts_left: r.get(8)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (sub_id, b) in bindings {
+            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
+                s.binding = Some(b);
+            }
+        }
+        let mut st = self.conn.prepare(
+            "SELECT sub_id, COUNT(*) FROM instructions WHERE state = 'P' AND kind = 'C' \
+             GROUP BY sub_id",
+        )?;
+        let counts = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (sub_id, n) in counts {
+            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
+                s.chunks_in_flight = n;
+            }
+        }
         let counters = Counters {
             front_seq: self.meta_u64("front_seq")?,
             sub_seq: self.meta_u64("sub_seq")?,
@@ -502,6 +612,84 @@ impl Store for SqliteStore {
                     "INSERT INTO orders(enterprise_code, order_no, front_seq_no) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![enterprise_code, order_no, seq])?;
+        }
+        for (sub_id, binding) in &w.bindings {
+            match binding {
+                Some(b) => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO bindings(sub_id, acct_no, acct_name, same_bank, branch_name, \
+                             bank_code, verified, auth_amount, attempts_left) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                             ON CONFLICT(sub_id) DO UPDATE SET acct_no = excluded.acct_no, \
+                             acct_name = excluded.acct_name, same_bank = excluded.same_bank, \
+                             branch_name = excluded.branch_name, bank_code = excluded.bank_code, \
+                             verified = excluded.verified, auth_amount = excluded.auth_amount, \
+                             attempts_left = excluded.attempts_left",
+                        )?
+                        .execute(params![
+                            sub_id,
+                            b.acct_no,
+                            b.acct_name,
+                            i64::from(b.same_bank),
+                            b.branch_name,
+                            b.bank_code,
+                            i64::from(b.verified),
+                            b.auth_amount,
+                            b.attempts_left
+                        ])?;
+                }
+                None => {
+                    self.conn
+                        .prepare_cached("DELETE FROM bindings WHERE sub_id = ?1")?
+                        .execute([sub_id])?;
+                }
+            }
+        }
+        if let Some(wd) = &w.withdrawal {
+            let sql = format!(
+                "INSERT INTO withdrawals({WITHDRAWAL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            );
+            self.conn.prepare_cached(&sql)?.execute(params![
+                wd.front_seq_no,
+                wd.enterprise_code,
+                wd.serial,
+                wd.sub_id,
+                wd.master_id,
+                wd.amount,
+                wd.fee,
+                wd.chunk_count
+            ])?;
+        }
+        for i in &w.instructions {
+            let sql = format!(
+                "INSERT INTO instructions({INSTRUCTION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            );
+            self.conn.prepare_cached(&sql)?.execute(params![
+                i.id,
+                if i.kind == InstructionKind::Verify { "V" } else { "C" },
+                i.front_seq_no,
+                i.chunk_no,
+                i.trade_code,
+                i.payer_acct,
+                i.payee_acct,
+                i.payee_name,
+                i.payee_bank,
+                i.amount,
+                i.memo,
+                i.state.letter(),
+                i.reject_code,
+                i.sub_id,
+                i.master_id
+            ])?;
+        }
+        for (id, state, reject) in &w.instruction_updates {
+            self.conn
+                .prepare_cached(
+                    "UPDATE instructions SET state = ?2, reject_code = ?3 WHERE id = ?1 AND state = 'P'",
+                )?
+                .execute(params![id, state.letter(), reject])?;
         }
         if let Some((bank_serial, seq_no)) = &w.notice {
             self.conn
