@@ -8,6 +8,7 @@
 //! - [`ledger`]: accounts, postings, the pure decision, invariants
 //! - [`store`]: the storage trait and the embedded SQLite store
 //! - [`writer`]: the single batching writer (group commit)
+//! - [`rail`]: the payment rail (§3): records, client, super e-bank splitting, simulator
 //! - [`server`]: listeners (TCP, TLS), connection handlers, limits, shutdown
 //! - [`receipt`]: e-receipt numbers and verification codes
 //! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
@@ -24,6 +25,7 @@ pub mod devcerts;
 pub mod ledger;
 pub mod money;
 pub mod msg;
+pub mod rail;
 pub mod receipt;
 pub mod server;
 pub mod store;

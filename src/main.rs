@@ -1,4 +1,4 @@
-//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `dev-certs`.
+//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `dev-certs`, `rail-sim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +57,38 @@ enum Cmd {
         /// Output directory.
         dir: PathBuf,
     },
+    /// Run the payment-rail simulator (PROTOCOL.md §3) on plain TCP; prints `ready` once
+    /// listening, and on SIGTERM/SIGINT the balances (`account balance_fen`, sorted) and
+    /// `settled N`.
+    RailSim(RailSimArgs),
+}
+
+#[derive(clap::Args)]
+struct RailSimArgs {
+    /// Listen address, HOST:PORT.
+    #[arg(long)]
+    addr: String,
+    /// Share of new instructions refused with --fail-code, per mille.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    fail_per_mille: u32,
+    /// Reject code of injected failures (RJ01..RJ09, not RJ04).
+    #[arg(long, default_value = "RJ01")]
+    fail_code: String,
+    /// Share of new instructions answered P (processing), per mille.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pending_per_mille: u32,
+    /// A pending instruction settles at this many 7003 queries about it.
+    #[arg(long, default_value_t = 1)]
+    pending_queries: u32,
+    /// Delay before each reply, ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests booked but not answered (connection closed), per mille.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    drop_per_mille: u32,
+    /// Seed of the fault generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -172,6 +204,7 @@ async fn run(cmd: Cmd) -> ExitCode {
                 }
             }
         }
+        Cmd::RailSim(a) => rail_sim(a).await,
         Cmd::DevCerts { dir } => match bankfep::devcerts::write_dev_certs(&dir) {
             Ok(c) => {
                 println!("wrote throwaway certificates to {}: {c:?}", dir.display());
@@ -237,6 +270,50 @@ async fn serve(a: ServeArgs) -> ExitCode {
     tracing::info!("draining");
     running.shutdown().await;
     tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn rail_sim(a: RailSimArgs) -> ExitCode {
+    let valid_code = bankfep::rail::wire::is_reject_code(&a.fail_code) && a.fail_code != "RJ04";
+    if !valid_code {
+        eprintln!("rail-sim: --fail-code must be RJ01..RJ09 other than RJ04");
+        return ExitCode::FAILURE;
+    }
+    if u64::from(a.fail_per_mille) + u64::from(a.pending_per_mille) > 1000 {
+        eprintln!("rail-sim: --fail-per-mille plus --pending-per-mille exceeds 1000");
+        return ExitCode::FAILURE;
+    }
+    let faults = bankfep::rail::sim::SimFaults {
+        fail_per_mille: a.fail_per_mille,
+        fail_code: a.fail_code,
+        pending_per_mille: a.pending_per_mille,
+        pending_queries: a.pending_queries,
+        latency_ms: a.latency_ms,
+        drop_per_mille: a.drop_per_mille,
+        seed: a.seed,
+    };
+    let sim = match bankfep::rail::sim::RailSim::start(&a.addr, faults).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rail-sim: cannot listen on {}: {e}", a.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %sim.addr(), "rail simulator listening");
+    println!("ready");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await;
+    let balances = sim.balances();
+    let settled = sim.paid_count();
+    sim.shutdown().await;
+    let mut out = String::new();
+    for (acct, fen) in &balances {
+        out.push_str(&format!("{acct} {fen}\n"));
+    }
+    out.push_str(&format!("settled {settled}\n"));
+    print!("{out}");
+    let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
 }
 
