@@ -383,7 +383,9 @@ impl Writer {
                 f.order_used = self.store.order_used(enterprise, &r.order_no)?
             }
             Command::Freeze(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
-            Command::Withdraw(r) => f.order_used = self.store.order_used(enterprise, &r.order_no)?,
+            Command::Withdraw(r) => {
+                f.order_used = self.store.order_used(enterprise, &r.order_no)?
+            }
             Command::Rail(r) => {
                 f.instruction = self.store.instruction(&r.instruction_id)?;
                 if let Some(i) = &f.instruction {
@@ -563,10 +565,14 @@ impl Writer {
             },
         );
         if d.code != ReturnCode::Ok {
-            tracing::warn!(code = d.code.as_str(), "rail outcome for an unknown instruction ignored");
+            tracing::warn!(
+                code = d.code.as_str(),
+                "rail outcome for an unknown instruction ignored"
+            );
             return Ok(true);
         }
-        self.store.append("", d.front_seq_no.as_deref(), &d.writes)?;
+        self.store
+            .append("", d.front_seq_no.as_deref(), &d.writes)?;
         self.apply(&d, undo, dirty);
         Ok(true)
     }

@@ -1087,8 +1087,8 @@ fn cases() -> Vec<Case> {
     );
     t.push(
         f,
-        "6033-YQ0000-not-served-yet",
-        "transaction code 6033 (withdrawal) is not served yet: YQ0000",
+        "6033-YQ9993-missing-fields",
+        "a 6033 withdrawal without MemberName, TakeCashAcctNo and OutAmtAcctName is answered YQ9993",
         p("6033", "FX-HDR-6033", |c| {
             vec![
                 ("SubAcctNo", g(c, "SUB_B")),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bankfep::client::PlatformClient;
 use bankfep::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use bankfep::ledger::state::Counters;
-use bankfep::ledger::{Master, SubAccount};
+use bankfep::ledger::{Instruction, Master, SubAccount, Withdrawal};
 use bankfep::store::sqlite::SqliteStore;
 use bankfep::store::{Store, StoreError, StoredRequest};
 use common::*;
@@ -119,6 +119,25 @@ impl Store for GatedStore {
     }
     fn receipt(&mut self, seq: &str) -> Result<Option<ReceiptRow>, StoreError> {
         self.inner.receipt(seq)
+    }
+    fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
+        self.inner.instruction(id)
+    }
+    fn withdrawal(
+        &mut self,
+        seq: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
+        self.inner.withdrawal(seq)
+    }
+    fn withdrawal_by_serial(
+        &mut self,
+        e: &str,
+        serial: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
+        self.inner.withdrawal_by_serial(e, serial)
+    }
+    fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
+        self.inner.unresolved_instructions()
     }
     fn append(&mut self, e: &str, seq: Option<&str>, w: &Writes) -> Result<(), StoreError> {
         self.inner.append(e, seq, w)

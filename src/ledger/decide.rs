@@ -396,7 +396,11 @@ impl<'s> Book<'s> {
         });
     }
 
-    pub(super) fn finish(mut self, code_fields: Vec<(&'static str, String)>, seq: Option<String>) -> Decision {
+    pub(super) fn finish(
+        mut self,
+        code_fields: Vec<(&'static str, String)>,
+        seq: Option<String>,
+    ) -> Decision {
         if self.counters != self.state.counters {
             self.w.counters = Some(self.counters);
         }
@@ -869,9 +873,7 @@ pub fn allocation_target(n: &NoticeReq, state: &LedgerState) -> Option<(i64, Opt
     }
     let master = state.master_by_no(&n.payee)?;
     if let [one] = state.bound_to(master.id, &n.payer_acct).as_slice() {
-        let open = state
-            .sub(*one)
-            .is_some_and(|s| s.status == SubStatus::Open);
+        let open = state.sub(*one).is_some_and(|s| s.status == SubStatus::Open);
         return Some((master.id, open.then_some(*one)));
     }
     let mut named: Vec<i64> = Vec::new();

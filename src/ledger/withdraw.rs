@@ -10,9 +10,8 @@
 
 use super::decide::{member_sub, plain_status, positive, Book, Ctx, Decision, Facts};
 use super::{
-    Binding, BindReq, BookingType, ConfirmBindReq, Instruction, InstructionKind,
-    InstructionState, LedgerState, Posting, RailOutcome, Side, SubStatus, UnbindReq,
-    WithdrawReq, Withdrawal,
+    BindReq, Binding, BookingType, ConfirmBindReq, Instruction, InstructionKind, InstructionState,
+    LedgerState, Posting, RailOutcome, Side, SubStatus, UnbindReq, WithdrawReq, Withdrawal,
 };
 use crate::codec::charset::gbk_prefix;
 use crate::codes::ReturnCode;
@@ -340,9 +339,9 @@ pub fn rail_outcome(
             &remark,
         )?;
         if let Some((w, chunks)) = &facts.withdrawal {
-            let all_failed = chunks.iter().all(|c| {
-                c.id == instr.id || c.state == InstructionState::Failed
-            });
+            let all_failed = chunks
+                .iter()
+                .all(|c| c.id == instr.id || c.state == InstructionState::Failed);
             if all_failed && w.fee > 0 {
                 book.post(
                     Posting {

@@ -31,8 +31,8 @@ pub struct MsgError {
 
 /// The transaction codes this gateway serves (PROTOCOL.md §1.3). Others get `YQ0000`.
 pub const SERVED: [&str; 13] = [
-    "6248", "6240", "6241", "6065", "6034", "6007", "6033", "6010", "6072", "6050", "6139",
-    "6110", "6142",
+    "6248", "6240", "6241", "6065", "6034", "6007", "6033", "6010", "6072", "6050", "6139", "6110",
+    "6142",
 ];
 
 /// Builds the typed command of transaction `code` from validated fields; `None` when the

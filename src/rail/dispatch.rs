@@ -98,7 +98,10 @@ pub fn spawn(
         });
         let mut tasks = JoinSet::new();
         if !resumed.is_empty() {
-            tracing::info!(count = resumed.len(), "resuming unresolved rail instructions");
+            tracing::info!(
+                count = resumed.len(),
+                "resuming unresolved rail instructions"
+            );
         }
         for i in resumed {
             tasks.spawn(shared.clone().drive(i, true));
@@ -126,7 +129,10 @@ struct Driver {
 }
 
 impl Driver {
-    async fn call(&self, req: &RailRequest) -> Result<super::wire::RailReply, client::RailCallError> {
+    async fn call(
+        &self,
+        req: &RailRequest,
+    ) -> Result<super::wire::RailReply, client::RailCallError> {
         let _slot = self.slots.acquire().await;
         client::call(&self.cfg.client, &self.schemas, req).await
     }

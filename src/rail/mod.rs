@@ -12,5 +12,6 @@
 
 pub mod chunk;
 pub mod client;
+pub mod dispatch;
 pub mod sim;
 pub mod wire;

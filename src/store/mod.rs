@@ -116,9 +116,16 @@ pub trait Store: Send + 'static {
     /// The rail instruction `id`.
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError>;
     /// The withdrawal with `front_seq_no` and all its chunks.
-    fn withdrawal(&mut self, front_seq_no: &str) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
+    fn withdrawal(
+        &mut self,
+        front_seq_no: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
     /// The withdrawal accepted for request `(enterprise_code, serial)` and its chunks.
-    fn withdrawal_by_serial(&mut self, enterprise_code: &str, serial: &str) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
+    fn withdrawal_by_serial(
+        &mut self,
+        enterprise_code: &str,
+        serial: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
     /// Every instruction not yet settled or failed (resumed after a restart), oldest first.
     fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError>;
 

@@ -9,8 +9,8 @@ use super::{Store, StoreError, StoredRequest};
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use crate::ledger::state::Counters;
 use crate::ledger::{
-    Binding, BookingType, Instruction, InstructionKind, InstructionState, Master, Side,
-    SubAccount, SubStatus, Withdrawal,
+    Binding, BookingType, Instruction, InstructionKind, InstructionState, Master, Side, SubAccount,
+    SubStatus, Withdrawal,
 };
 
 const SCHEMA: &str = "
@@ -515,6 +515,66 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
+        let sql = format!("SELECT {INSTRUCTION_COLS} FROM instructions WHERE id = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], instruction_from)
+            .optional()?)
+    }
+
+    fn withdrawal(
+        &mut self,
+        front_seq_no: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
+        let sql = format!("SELECT {WITHDRAWAL_COLS} FROM withdrawals WHERE front_seq_no = ?1");
+        let w = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([front_seq_no], withdrawal_from)
+            .optional()?;
+        let Some(w) = w else { return Ok(None) };
+        let sql = format!(
+            "SELECT {INSTRUCTION_COLS} FROM instructions WHERE front_seq_no = ?1 ORDER BY chunk_no"
+        );
+        let chunks = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map([front_seq_no], instruction_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((w, chunks)))
+    }
+
+    fn withdrawal_by_serial(
+        &mut self,
+        enterprise_code: &str,
+        serial: &str,
+    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
+        let seq: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT front_seq_no FROM withdrawals WHERE enterprise_code = ?1 AND serial = ?2",
+            )?
+            .query_row(params![enterprise_code, serial], |r| r.get(0))
+            .optional()?;
+        match seq {
+            Some(seq) => self.withdrawal(&seq),
+            None => Ok(None),
+        }
+    }
+
+    fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
+        let sql =
+            format!("SELECT {INSTRUCTION_COLS} FROM instructions WHERE state = 'P' ORDER BY rowid");
+        let list = self
+            .conn
+            .prepare(&sql)?
+            .query_map([], instruction_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(list)
+    }
+
     fn append(
         &mut self,
         enterprise_code: &str,
@@ -668,7 +728,11 @@ impl Store for SqliteStore {
             );
             self.conn.prepare_cached(&sql)?.execute(params![
                 i.id,
-                if i.kind == InstructionKind::Verify { "V" } else { "C" },
+                if i.kind == InstructionKind::Verify {
+                    "V"
+                } else {
+                    "C"
+                },
                 i.front_seq_no,
                 i.chunk_no,
                 i.trade_code,
