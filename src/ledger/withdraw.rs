@@ -43,7 +43,7 @@ pub fn chunk_amounts(same_bank: bool, amount_fen: i64) -> Vec<i64> {
     }
 }
 
-/// 6240. Precedence: `E10001`; `E10002` member code; `E10004`; `E10002` name ≠ member name;
+/// `6240`: precedence: `E10001`; `E10002` member code; `E10004`; `E10002` name ≠ member name;
 /// `E10006` a verified account is bound; `YQ9993` other bank without `EiconBankBranchId`.
 /// A pending binding is replaced by the new attempt. The verification amount (0.01–0.50) is
 /// a keyed MAC of the sub-account and the request's `FrontSeqNo`: unpredictable to the
@@ -98,7 +98,7 @@ pub fn bind(r: &BindReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision,
     Ok(book.finish(vec![("AuthStatus", "P".into())], Some(seq)))
 }
 
-/// 6241. Precedence: `E10009` amount ≤ 0; `E10001`; `E10004`; `E10006` already verified;
+/// `6241`: precedence: `E10009` amount ≤ 0; `E10001`; `E10004`; `E10006` already verified;
 /// `E10005` no pending verification for `TakeCashAcctNo`; then the right amount binds
 /// (`AuthStatus` `S`) and a wrong one answers `E10007` with `RemainingAttempts` (at 0 the
 /// attempt ends: a new 6240 is needed).
@@ -136,7 +136,7 @@ pub fn confirm_bind(
     Ok(d)
 }
 
-/// 6065. Precedence: `E10001`; `E10002`; `E10005` nothing bound or `MemberAcctNo` is not
+/// `6065`: precedence: `E10001`; `E10002`; `E10005` nothing bound or `MemberAcctNo` is not
 /// the bound (or pending) account.
 pub fn unbind(r: &UnbindReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision, ReturnCode> {
     let sub = state
@@ -155,7 +155,7 @@ pub fn unbind(r: &UnbindReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decis
     Ok(book.finish(Vec::new(), None))
 }
 
-/// 6033. Precedence: `E10009` amount ≤ 0 or commission < 0; `E10001`; `E10002` member code
+/// `6033`: precedence: `E10009` amount ≤ 0 or commission < 0; `E10001`; `E10002` member code
 /// or name; `E10004`; `E10005` no verified bound account, or `TakeCashAcctNo` /
 /// `OutAmtAcctName` not the bound ones; `E10008`; `E10003` available < amount + commission.
 pub fn withdraw(
