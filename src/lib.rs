@@ -23,6 +23,7 @@ pub mod codes;
 pub mod config;
 pub mod devcerts;
 pub mod ledger;
+pub mod mask;
 pub mod money;
 pub mod msg;
 pub mod rail;

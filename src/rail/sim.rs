@@ -156,6 +156,13 @@ impl SimState {
         ins.status = RailStatus::Settled;
         ins.moved += 1;
         let (amount, payer, payee) = (ins.amount, ins.payer.clone(), ins.payee.clone());
+        tracing::info!(
+            id,
+            payer = %crate::mask::account(&payer),
+            payee = %crate::mask::account(&payee),
+            amount = %crate::money::format_fen(amount),
+            "rail simulator: settled"
+        );
         let p = self.balances.entry(payer).or_insert(0);
         *p = p.saturating_sub(amount);
         let q = self.balances.entry(payee).or_insert(0);
@@ -164,6 +171,15 @@ impl SimState {
     }
 
     fn book(&mut self, req: &RailRequest, status: RailStatus, reject_code: &str) {
+        tracing::info!(
+            trade = req.trade.as_str(),
+            id = %req.instruction_id,
+            payee = %crate::mask::account(&req.payee_acct),
+            amount = %crate::money::format_fen(req.amount_fen),
+            status = ?status,
+            reject_code,
+            "rail simulator: instruction received"
+        );
         self.instrs.insert(
             req.instruction_id.clone(),
             Instr {
