@@ -40,7 +40,25 @@ pub struct Tenant {
     pub master_accounts: Vec<String>,
 }
 
+/// A client certificate identity and the enterprise codes it may use (issue 4, PROTOCOL.md
+/// §1.4 `YQ9985`: "not the one bound to this TLS client certificate").
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TlsClient {
+    /// The certificate's subject common name (CN).
+    pub identity: String,
+    /// Enterprise codes (header field 5) this certificate may use; on the core link, leave
+    /// empty: listing the identity is what admits it.
+    #[serde(default)]
+    pub enterprises: Vec<String>,
+}
+
 /// A TLS listener: address, PEM certificate chain and key, optional client CA (mutual TLS).
+///
+/// With `client_ca`, clients must present a certificate that CA signed. On the platform link
+/// each certificate may then use only the enterprise codes `clients` maps its CN to (when
+/// `clients` is empty: only the enterprise code equal to its CN); any other code gets
+/// `YQ9985` and changes nothing. On the core link, a non-empty `clients` admits only the
+/// listed CNs (others are disconnected after the handshake).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct TlsListener {
     /// `HOST:PORT` to listen on.
@@ -51,6 +69,9 @@ pub struct TlsListener {
     pub key: PathBuf,
     /// PEM CA file; when set, clients must present a certificate it signed.
     pub client_ca: Option<PathBuf>,
+    /// Certificate identities and what each may use (see the type's docs).
+    #[serde(default)]
+    pub clients: Vec<TlsClient>,
 }
 
 /// The payment rail (PROTOCOL.md §3): where it is and how the gateway talks to it.
@@ -108,8 +129,10 @@ impl Default for RailConfig {
 pub struct Limits {
     /// Largest A001 body accepted, bytes (PROTOCOL.md §1.1: default 1 MiB, itself allowed).
     pub body_bytes_max: usize,
-    /// Open connections per link (platform and core each), beyond which new ones are closed.
+    /// Open connections per listener, beyond which new ones are closed at once.
     pub connections_max: usize,
+    /// Open connections per peer IP address per listener, beyond which new ones are closed.
+    pub connections_per_peer_max: usize,
     /// A connection idle between frames this long is closed, ms.
     pub read_idle_ms: u64,
     /// A frame whose first byte arrived must be complete within this, ms.
@@ -131,6 +154,7 @@ impl Default for Limits {
         Limits {
             body_bytes_max: 1_048_576,
             connections_max: 1024,
+            connections_per_peer_max: 256,
             read_idle_ms: 60_000,
             frame_deadline_ms: 30_000,
             tls_handshake_ms: 10_000,
@@ -255,7 +279,11 @@ impl Config {
             }
         }
         let l = &self.limits;
-        if l.body_bytes_max == 0 || l.connections_max == 0 || l.read_idle_ms == 0 {
+        if l.body_bytes_max == 0
+            || l.connections_max == 0
+            || l.connections_per_peer_max == 0
+            || l.read_idle_ms == 0
+        {
             return Err(ConfigError::Invalid("limits must be positive".into()));
         }
         Ok(())

@@ -35,6 +35,41 @@ pub struct DevCerts {
     pub core_client_cert: PathBuf,
     /// `core-client.key` (mode 0600).
     pub core_client_key: PathBuf,
+    /// `other-client.pem`: a second platform client, CN `OTHERPLATFORM0000001`.
+    pub other_client_cert: PathBuf,
+    /// `other-client.key` (mode 0600).
+    pub other_client_key: PathBuf,
+    /// `bankfep-tls.toml`: a configuration enabling mutual TLS with these files.
+    pub config: PathBuf,
+}
+
+/// CN of the second platform client certificate: a client of another enterprise, which must
+/// be refused (`YQ9985`) when it uses the demo enterprise's code.
+pub const OTHER_CLIENT_CN: &str = "OTHERPLATFORM0000001";
+
+/// A configuration file that turns on mutual TLS with these certificates: platform link on
+/// 127.0.0.1:7443 (client certificate `DEMOPLATFORM00000001` may use only that enterprise
+/// code), core link on 127.0.0.1:7444 (only the `BANKCORE` certificate).
+fn example_config(dir: &Path) -> String {
+    let p = |f: &str| dir.join(f).display().to_string().replace('\\', "/");
+    format!(
+        "# Written by `bankfep dev-certs`: mutual TLS on both links with throwaway certificates.\n\
+         # cargo run --release -- serve --config {cfg}\n\
+         [platform_tls]\naddr = \"127.0.0.1:7443\"\ncert = \"{server}\"\nkey = \"{server_key}\"\n\
+         client_ca = \"{ca}\"\n\n\
+         [[platform_tls.clients]]\nidentity = \"{demo}\"\nenterprises = [\"{demo}\"]\n\n\
+         [[platform_tls.clients]]\nidentity = \"{other}\"\nenterprises = [\"{other}\"]\n\n\
+         [core_tls]\naddr = \"127.0.0.1:7444\"\ncert = \"{server}\"\nkey = \"{server_key}\"\n\
+         client_ca = \"{ca}\"\n\n\
+         [[core_tls.clients]]\nidentity = \"{core}\"\nenterprises = []\n",
+        cfg = p("bankfep-tls.toml"),
+        server = p("server.pem"),
+        server_key = p("server.key"),
+        ca = p("ca.pem"),
+        demo = PLATFORM_CLIENT_CN,
+        other = OTHER_CLIENT_CN,
+        core = CORE_CLIENT_CN,
+    )
 }
 
 /// Errors writing development certificates.
@@ -156,6 +191,13 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCerts, DevCertsError> {
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
 
+    let (other_pem, other_key) = leaf(
+        "other platform client",
+        OTHER_CLIENT_CN,
+        Vec::new(),
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
+
     let out = DevCerts {
         dir: dir.to_path_buf(),
         ca_cert: dir.join("ca.pem"),
@@ -166,6 +208,9 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCerts, DevCertsError> {
         client_key: dir.join("client.key"),
         core_client_cert: dir.join("core-client.pem"),
         core_client_key: dir.join("core-client.key"),
+        other_client_cert: dir.join("other-client.pem"),
+        other_client_key: dir.join("other-client.key"),
+        config: dir.join("bankfep-tls.toml"),
     };
     write_file(&out.ca_cert, &ca.pem(), false)?;
     write_file(&out.ca_key, &ca_key.serialize_pem(), true)?;
@@ -175,6 +220,9 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCerts, DevCertsError> {
     write_file(&out.client_key, &client_key, true)?;
     write_file(&out.core_client_cert, &core_pem, false)?;
     write_file(&out.core_client_key, &core_key, true)?;
+    write_file(&out.other_client_cert, &other_pem, false)?;
+    write_file(&out.other_client_key, &other_key, true)?;
+    write_file(&out.config, &example_config(dir), false)?;
     Ok(out)
 }
 

@@ -18,6 +18,7 @@ async fn start_tls(name: &str, mutual: bool) -> (Gw, DevCerts) {
     let dir = temp_dir(name);
     let certs = write_dev_certs(&dir.join("certs")).expect("dev certs");
     let listener = |ca: bool| TlsListener {
+        clients: Vec::new(),
         addr: "127.0.0.1:0".into(),
         cert: certs.server_cert.clone(),
         key: certs.server_key.clone(),

@@ -2,8 +2,9 @@
 //! TLS handshake deadline. On shutdown the loop stops accepting and waits for its
 //! connections to finish their current request.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,6 +22,92 @@ pub enum Link {
     Platform,
     /// Bank-core link (PROTOCOL.md §2).
     Core,
+}
+
+/// What a connection may do, decided at accept time from its TLS client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No certificate binding (plain TCP, or TLS without client certificates): any
+    /// configured enterprise code.
+    Any,
+    /// Only these enterprise codes (mutual TLS); others get `YQ9985`.
+    Only(HashSet<String>),
+}
+
+impl Access {
+    /// `true` when a request under `enterprise_code` is allowed on this connection.
+    pub fn allows(&self, enterprise_code: &str) -> bool {
+        match self {
+            Access::Any => true,
+            Access::Only(set) => set.contains(enterprise_code),
+        }
+    }
+}
+
+/// The platform-link access of a client certificate with subject CN `identity` on listener
+/// `tls`: the enterprise codes its `clients` entries grant, or, with no entries, the code
+/// equal to its CN. `None` identity (no certificate): nothing.
+pub fn platform_access(tls: &TlsListener, identity: Option<&str>) -> Access {
+    if tls.client_ca.is_none() {
+        return Access::Any;
+    }
+    let Some(id) = identity else {
+        return Access::Only(HashSet::new());
+    };
+    if tls.clients.is_empty() {
+        return Access::Only(std::iter::once(id.to_string()).collect());
+    }
+    Access::Only(
+        tls.clients
+            .iter()
+            .filter(|c| c.identity == id)
+            .flat_map(|c| c.enterprises.iter().cloned())
+            .collect(),
+    )
+}
+
+/// `true` when a core-link client with CN `identity` is admitted on listener `tls`.
+pub fn core_admitted(tls: &TlsListener, identity: Option<&str>) -> bool {
+    if tls.client_ca.is_none() || tls.clients.is_empty() {
+        return true;
+    }
+    identity.is_some_and(|id| tls.clients.iter().any(|c| c.identity == id))
+}
+
+/// Counts open connections per peer IP; the guard gives the place back on drop.
+#[derive(Default)]
+struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
+
+struct PeerGuard {
+    counts: Arc<PeerCounts>,
+    ip: IpAddr,
+}
+
+impl PeerCounts {
+    fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PeerGuard> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerGuard {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        let mut m = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Binds `addr` and spawns its accept loop. Returns the bound address and the loop's task.
@@ -58,7 +145,7 @@ pub async fn bind(
         what,
         message: e.to_string(),
     })?;
-    let task = tokio::spawn(accept_loop(shared, link, listener, acceptor));
+    let task = tokio::spawn(accept_loop(shared, link, listener, acceptor, tls.cloned()));
     Ok((local, task))
 }
 
@@ -67,9 +154,12 @@ async fn accept_loop(
     link: Link,
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsListener>,
 ) {
     let limits = shared.config.limits.clone();
     let permits = Arc::new(Semaphore::new(limits.connections_max));
+    let peers = Arc::new(PeerCounts::default());
+    let tls = tls.map(Arc::new);
     let mut conns = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     loop {
@@ -90,26 +180,50 @@ async fn accept_loop(
                     drop(stream);
                     continue;
                 };
+                let Some(peer_guard) = peers.try_take(peer.ip(), limits.connections_per_peer_max) else {
+                    tracing::warn!(%peer, "per-peer connection cap reached; closing new connection");
+                    drop(stream);
+                    continue;
+                };
+                let tls = tls.clone();
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 let handshake_ms = limits.tls_handshake_ms;
                 conns.spawn(async move {
                     let _permit = permit;
-                    match acceptor {
-                        None => serve(shared, link, stream).await,
-                        Some(acc) => {
+                    let _peer_guard = peer_guard;
+                    match (acceptor, tls) {
+                        (Some(acc), Some(tls)) => {
                             let hs = tokio::time::timeout(
                                 Duration::from_millis(handshake_ms),
                                 acc.accept(stream),
                             )
                             .await;
                             match hs {
-                                Ok(Ok(tls)) => serve(shared, link, tls).await,
+                                Ok(Ok(stream)) => {
+                                    let identity = stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .and_then(|c| crate::tls::common_name(c.as_ref()));
+                                    match link {
+                                        Link::Platform => {
+                                            let access = platform_access(&tls, identity.as_deref());
+                                            super::platform::handle(shared, stream, access).await
+                                        }
+                                        Link::Core if core_admitted(&tls, identity.as_deref()) => {
+                                            super::core_link::handle(shared, stream).await
+                                        }
+                                        Link::Core => tracing::warn!(%peer, "core client certificate not admitted; closed"),
+                                    }
+                                }
                                 Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                             }
                         }
+                        _ => serve(shared, link, stream).await,
                     }
                 });
             }
@@ -125,7 +239,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
 ) {
     match link {
-        Link::Platform => super::platform::handle(shared, stream).await,
+        Link::Platform => super::platform::handle(shared, stream, Access::Any).await,
         Link::Core => super::core_link::handle(shared, stream).await,
     }
 }

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::conn::{next_frame, ReadOutcome};
+use super::listener::Access;
 use super::Shared;
 use crate::clock::Stamp;
 use crate::codec::{charset, request, xml};
@@ -27,7 +28,14 @@ use crate::writer::{Job, PlatformJob};
 
 /// Serves one platform connection until it closes, times out, sends an untrusted frame, or
 /// the gateway shuts down.
-pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut stream: S) {
+///
+/// `access` is what the connection's TLS client certificate may use (`Access::Any` on plain
+/// TCP); a request under another enterprise code gets `YQ9985` and changes nothing.
+pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    access: Access,
+) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut codec = A001Codec {
         body_max: shared.config.limits.body_bytes_max,
@@ -35,7 +43,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut 
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(frame) => {
-                let out = respond_to(&shared, &frame).await;
+                let out = respond_to(&shared, &frame, &access).await;
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
@@ -99,7 +107,7 @@ pub fn fingerprint(tx_code: &str, charset_code: &[u8], body: &[u8]) -> [u8; 32] 
     out
 }
 
-async fn respond_to(shared: &Shared, frame: &RawFrame) -> Vec<u8> {
+async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u8> {
     let refuse = |code: ReturnCode| frame_reply(shared, &frame.header, code.as_str(), None, &[]);
     let h = match check_request_header(&frame.header) {
         Ok(h) => h,
@@ -109,7 +117,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame) -> Vec<u8> {
             return refuse(ReturnCode::Malformed);
         }
     };
-    if !shared.enterprises.contains(&h.enterprise_code) {
+    if !shared.enterprises.contains(&h.enterprise_code) || !access.allows(&h.enterprise_code) {
         return refuse(ReturnCode::UnknownEnterprise);
     }
     let schema = match shared.schemas.tx(&h.tx_code) {
