@@ -154,6 +154,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
         None => return refuse(ReturnCode::Unsupported),
     };
     let (tx, rx) = oneshot::channel();
+    let (tx_code, serial) = (h.tx_code.clone(), h.requester_serial.clone());
     let job = PlatformJob {
         fingerprint: fingerprint(&h.tx_code, h.charset.header_code(), &frame.body),
         enterprise: h.enterprise_code,
@@ -172,7 +173,11 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
     }
     let wait = Duration::from_millis(shared.config.limits.reply_wait_ms);
     match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(r)) => frame_reply(shared, &frame.header, &r.code, Some(&r.message), &r.body),
+        Ok(Ok(r)) => {
+            // No account numbers, names or id numbers here: codes and serials only.
+            tracing::debug!(tx = %tx_code, serial = %serial, code = %r.code, "request answered");
+            frame_reply(shared, &frame.header, &r.code, Some(&r.message), &r.body)
+        }
         _ => refuse(ReturnCode::Internal),
     }
 }
