@@ -456,7 +456,6 @@ fn date_range(page: &'static str) -> Vec<(&'static str, String)> {
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
 fn bind_fields(
     sub_key: &'static str,
     member: &'static str,
