@@ -11,7 +11,9 @@
 //!   then blesses `response.bin` from a replay against a second fresh gateway, writes the
 //!   `close` markers and verifies the result against a third.
 //!
-//! Case directories are named `NN-CODE-RET-words`: a global order number, the transaction
+//! Case directories are named `NN-CODE-RET-words`: a global order number (2 digits, or as
+//! many as the largest number of its flow needs, zero-padded alike within a flow so that the
+//! byte-wise order is the numeric one: `09-withdraw` runs `080` … `107`), the transaction
 //! (or trade) code, the expected return code (`000000`, `YQxxxx`, `E1000x`, or a core result
 //! `0000`/`1001`/`1002`/`1003`) and what the case is about.
 
@@ -46,8 +48,10 @@ fn expected_code(case_dir: &str) -> Result<String, String> {
         return Err(format!("{case_dir}: not NN-CODE-RET-words"));
     };
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(nn, 2) {
-        return Err(format!("{case_dir}: order number {nn:?} is not 2 digits"));
+    if nn.len() < 2 || !digits(nn, nn.len()) {
+        return Err(format!(
+            "{case_dir}: order number {nn:?} is not 2 or more digits"
+        ));
     }
     if !digits(code, 4) {
         return Err(format!("{case_dir}: code {code:?} is not 4 digits"));
@@ -233,11 +237,19 @@ fn every_case_has_a_one_line_note() {
         let flow = case.parent().map(case_name).unwrap_or_default();
         flows.insert(flow);
     }
-    // Order numbers are unique across flows.
+    // Order numbers are unique across flows and increase in replay (byte-wise) order.
     let mut seen = BTreeSet::new();
+    let mut last = 0u32;
     for case in &cases {
-        let nn = case_name(case)[..2].to_string();
-        assert!(seen.insert(nn.clone()), "order number {nn} used twice");
+        let name = case_name(case);
+        let nn: u32 = name
+            .split('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no order number"));
+        assert!(seen.insert(nn), "order number {nn} used twice");
+        assert!(nn > last, "{name}: order number {nn} replays after {last}");
+        last = nn;
     }
     assert!(flows.len() >= 7, "{flows:?}");
 }
@@ -262,6 +274,10 @@ struct Case {
     link: Option<&'static str>,
     build: Build,
     capture: Option<Capture>,
+    /// `(key, account)`: after the case, the generator waits for the built-in rail to pay
+    /// `account` and stores the amount it received as `key` (yuan) and `key_FEN` (fen): the
+    /// small-amount verification a member reads on its bank statement.
+    probe: Option<(&'static str, &'static str)>,
 }
 
 fn g(c: &Ctx, k: &str) -> String {
@@ -319,6 +335,7 @@ impl Table {
             link: None,
             build,
             capture: None,
+            probe: None,
         });
     }
     /// Marks the last case as closing the connection after the reply.
@@ -336,6 +353,10 @@ impl Table {
                 .unwrap_or_else(|| panic!("{field} missing: {}", r.body_text()));
             c.insert(key.to_string(), v);
         }));
+    }
+    /// Stores what the built-in rail paid to `account` during the last case as `key`.
+    fn probe(&mut self, key: &'static str, account: &'static str) {
+        self.last().probe = Some((key, account));
     }
     fn learn_with(&mut self, f: Capture) {
         self.last().capture = Some(f);
@@ -435,11 +456,77 @@ fn date_range(page: &'static str) -> Vec<(&'static str, String)> {
     ]
 }
 
+fn bind_fields(
+    sub_key: &'static str,
+    member: &'static str,
+    name: &'static str,
+    acct: &'static str,
+    bank_type: &'static str,
+    branch_id: Option<&'static str>,
+) -> impl Fn(&Ctx) -> Vec<(&'static str, String)> {
+    move |c| {
+        let mut f = vec![
+            ("SubAcctNo", g(c, sub_key)),
+            ("TranNetMemberCode", s(member)),
+            ("MemberName", s(name)),
+            ("MemberAcctNo", s(acct)),
+            ("BankType", s(bank_type)),
+            (
+                "AcctOpenBranchName",
+                s(if bank_type == "1" {
+                    "本行营业部"
+                } else {
+                    "中国工商银行北京分行"
+                }),
+            ),
+        ];
+        if let Some(id) = branch_id {
+            f.push(("EiconBankBranchId", s(id)));
+        }
+        f
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn withdraw_fields(
+    sub_key: &'static str,
+    member: &'static str,
+    name: &'static str,
+    acct: &'static str,
+    acct_name: &'static str,
+    amt: &'static str,
+    commission: Option<&'static str>,
+    order: &'static str,
+) -> impl Fn(&Ctx) -> Vec<(&'static str, String)> {
+    move |c| {
+        let mut f = vec![
+            ("SubAcctNo", g(c, sub_key)),
+            ("TranNetMemberCode", s(member)),
+            ("MemberName", s(name)),
+            ("TakeCashAcctNo", s(acct)),
+            ("OutAmtAcctName", s(acct_name)),
+            ("CashAmt", s(amt)),
+        ];
+        if let Some(fee) = commission {
+            f.push(("TakeCashCommission", s(fee)));
+        }
+        f.push(("OrderNo", s(order)));
+        f.push(("Remark", s("提现")));
+        f
+    }
+}
+
 // Members.
 const A: (&str, &str, &str, &str) = ("FXM-A", "张三丰", "1", "110101199003071234");
 const B: (&str, &str, &str, &str) = ("FXM-B", "李四贸易有限公司", "73", "91110000MA01ABCD2X");
 const C: (&str, &str, &str, &str) = ("FXM-C", "王五", "1", "310101198807150021");
 const D: (&str, &str, &str, &str) = ("FXM-D", "赵六商行", "73", "91310000MA1FL0001Y");
+const E: (&str, &str, &str, &str) = ("FXM-E", "孙八", "1", "110101199205050018");
+const F: (&str, &str, &str, &str) = ("FXM-F", "周九商贸有限公司", "73", "91110000MA01WXYZ9K");
+/// FXM-E's withdrawal account at another bank (super e-bank code 102100099996).
+const E_ACCT: &str = "6217000000000000090";
+/// FXM-F's withdrawal account at this bank.
+const F_ACCT: &str = "6222000000000000091";
 
 /// Every case, in replay order.
 fn cases() -> Vec<Case> {
@@ -1234,6 +1321,250 @@ fn cases() -> Vec<Case> {
         ),
     );
 
+    // ---- 09-withdraw: 6240, 6241, 6033, 6065 over the built-in rail --------------------
+    let f = "09-withdraw";
+    t.push(
+        f,
+        "6248-000000-open-member-e",
+        "6248 opens a sub-account for member FXM-E (孙八), who binds another bank's account and withdraws",
+        p("6248", "FX-OPEN-E", open_fields(E.0, E.1, E.2, E.3)),
+    );
+    t.learn("SUB_E", "SubAcctNo");
+    t.push(
+        f,
+        "6248-000000-open-member-f",
+        "6248 opens a sub-account for member FXM-F (周九商贸有限公司), who binds a same-bank account",
+        p("6248", "FX-OPEN-F", open_fields(F.0, F.1, F.2, F.3)),
+    );
+    t.learn("SUB_F", "SubAcctNo");
+    t.push(
+        f,
+        "6920-0000-fund-member-e",
+        "6920 notice of 270002.00 with FXM-E's SubAcctNo as payee funds the withdrawals that follow",
+        Box::new(|c| notice_frame("FXCORE0013", &g(c, "SUB_E"), 27_000_200, "")),
+    );
+    t.push(f, "6240-000000-bind-other-bank", "6240 BankType 2 with EiconBankBranchId binds another bank's account to FXM-E: AuthStatus P, the verification amount goes out over the rail by 7001", p("6240", "FX-BIND-E", bind_fields("SUB_E", E.0, E.1, E_ACCT, "2", Some("102100099996"))));
+    t.probe("AUTH_E", E_ACCT);
+    t.push(
+        f,
+        "6240-E10002-member-name-mismatch",
+        "6240 for FXM-E with MemberName 孙八八 (not the sub-account's name) is refused E10002",
+        p(
+            "6240",
+            "FX-BIND-E-NAME",
+            bind_fields("SUB_E", E.0, "孙八八", E_ACCT, "2", Some("102100099996")),
+        ),
+    );
+    t.push(
+        f,
+        "6240-YQ9993-other-bank-without-branch-id",
+        "6240 BankType 2 without EiconBankBranchId is refused YQ9993 (the pending binding stays)",
+        p(
+            "6240",
+            "FX-BIND-E-NOID",
+            bind_fields("SUB_E", E.0, E.1, E_ACCT, "2", None),
+        ),
+    );
+    t.push(
+        f,
+        "6241-E10007-wrong-amount-4-left",
+        "6241 with a wrong verification amount is refused E10007 with RemainingAttempts 4",
+        p("6241", "FX-AUTH-E-WRONG", |c| {
+            // Any other amount in 0.01..=0.50 than the one the rail delivered.
+            let right: i64 = g(c, "AUTH_E_FEN").parse().expect("fen");
+            vec![
+                ("SubAcctNo", g(c, "SUB_E")),
+                ("TakeCashAcctNo", s(E_ACCT)),
+                ("AuthAmt", bankfep::money::format_fen(right % 50 + 1)),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6241-000000-right-amount-binds",
+        "6241 with the amount the rail paid to the bound account binds it: AuthStatus S",
+        p("6241", "FX-AUTH-E", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_E")),
+                ("TakeCashAcctNo", s(E_ACCT)),
+                ("AuthAmt", g(c, "AUTH_E")),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6240-E10006-already-bound",
+        "6240 for FXM-E, whose account is now verified, is refused E10006",
+        p(
+            "6240",
+            "FX-BIND-E-AGAIN",
+            bind_fields("SUB_E", E.0, E.1, E_ACCT, "2", Some("102100099996")),
+        ),
+    );
+    t.push(f, "6033-000000-120000-in-3-chunks", "6033 of 120000.00 plus commission 2.00 is accepted: TranStatus 6, ChunkCount 3 (40000.00 each over the super e-bank rail)", p("6033", "FX-WD-1", withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "120000.00", Some("2.00"), "FX-ORD-W11")));
+    t.push(
+        f,
+        "6033-000000-100000-in-3-chunks",
+        "6033 of 100000.00 is accepted: ChunkCount 3 (33333.34 + 33333.33 + 33333.33)",
+        p(
+            "6033",
+            "FX-WD-2",
+            withdraw_fields(
+                "SUB_E",
+                E.0,
+                E.1,
+                E_ACCT,
+                E.1,
+                "100000.00",
+                None,
+                "FX-ORD-W12",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6033-000000-49999.99-in-1-chunk",
+        "6033 of 49999.99, below the 50000.00 rail limit, is accepted: ChunkCount 1",
+        p(
+            "6033",
+            "FX-WD-3",
+            withdraw_fields(
+                "SUB_E",
+                E.0,
+                E.1,
+                E_ACCT,
+                E.1,
+                "49999.99",
+                None,
+                "FX-ORD-W13",
+            ),
+        ),
+    );
+    t.push(f, "6010-000000-debited-at-acceptance", "6010 of FXM-E shows 0.01: the three withdrawals and the commission were debited when accepted", p("6010", "FX-BAL-E-1", |c| vec![("SubAcctNo", g(c, "SUB_E"))]));
+    t.push(
+        f,
+        "6033-E10005-wrong-take-cash-acct-no",
+        "6033 of 0.01 to an account that is not the bound one is refused E10005",
+        p(
+            "6033",
+            "FX-WD-ACCT",
+            withdraw_fields(
+                "SUB_E",
+                E.0,
+                E.1,
+                "6217000000000000091",
+                E.1,
+                "0.01",
+                None,
+                "FX-ORD-W14",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6033-E10005-wrong-out-amt-acct-name",
+        "6033 of 0.01 with OutAmtAcctName 孙八八 (not the bound account's name) is refused E10005",
+        p(
+            "6033",
+            "FX-WD-NAME",
+            withdraw_fields(
+                "SUB_E",
+                E.0,
+                E.1,
+                E_ACCT,
+                "孙八八",
+                "0.01",
+                None,
+                "FX-ORD-W14",
+            ),
+        ),
+    );
+    t.push(
+        f,
+        "6033-E10003-insufficient",
+        "6033 of 0.02 when 0.01 is available is refused E10003",
+        p(
+            "6033",
+            "FX-WD-INSUFF",
+            withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "0.02", None, "FX-ORD-W14"),
+        ),
+    );
+    t.push(f, "6033-E10008-order-no-reused", "6033 of 0.01 with a new serial reusing OrderNo FX-ORD-W11 of an accepted withdrawal is refused E10008", p("6033", "FX-WD-REUSE", withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "0.01", None, "FX-ORD-W11")));
+    t.push(
+        f,
+        "6033-E10009-zero-amount",
+        "6033 with CashAmt 0.00 is refused E10009",
+        p(
+            "6033",
+            "FX-WD-ZERO",
+            withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "0.00", None, "FX-ORD-W14"),
+        ),
+    );
+    t.push(
+        f,
+        "6033-YQ9993-three-decimals",
+        "6033 with CashAmt 0.001 (3 fractional digits) is refused YQ9993",
+        p(
+            "6033",
+            "FX-WD-3DEC",
+            withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "0.001", None, "FX-ORD-W14"),
+        ),
+    );
+    t.push(f, "6110-000000-status-of-refused-withdrawal", "6110 of serial FX-WD-INSUFF (6033 refused E10003): TranStatus 1 with the code in FailMsg, no chunk rows", p("6110", "FX-STS-WD-INSUFF", |_| vec![("OrigSerialNo", s("FX-WD-INSUFF"))]));
+    t.push(
+        f,
+        "6065-000000-unbind",
+        "6065 unbinds FXM-E's withdrawal account",
+        p("6065", "FX-UNBIND-E", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_E")),
+                ("TranNetMemberCode", s(E.0)),
+                ("MemberAcctNo", s(E_ACCT)),
+            ]
+        }),
+    );
+    t.push(
+        f,
+        "6033-E10005-after-unbind",
+        "6033 of 0.01 to the account FXM-E just unbound is refused E10005",
+        p(
+            "6033",
+            "FX-WD-UNBOUND",
+            withdraw_fields("SUB_E", E.0, E.1, E_ACCT, E.1, "0.01", None, "FX-ORD-W14"),
+        ),
+    );
+    t.push(f, "6240-000000-bind-same-bank", "6240 BankType 1 (no EiconBankBranchId) binds a same-bank account to FXM-F: AuthStatus P, the verification amount goes out by 7002", p("6240", "FX-BIND-F", bind_fields("SUB_F", F.0, F.1, F_ACCT, "1", None)));
+    t.probe("AUTH_F", F_ACCT);
+    t.push(
+        f,
+        "6241-000000-same-bank-binds",
+        "6241 with the amount the rail paid binds FXM-F's same-bank account: AuthStatus S",
+        p("6241", "FX-AUTH-F", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_F")),
+                ("TakeCashAcctNo", s(F_ACCT)),
+                ("AuthAmt", g(c, "AUTH_F")),
+            ]
+        }),
+    );
+    t.push(f, "6920-0000-master-from-bound-account", "6920 of 80000.00 to the master account paid from FXM-F's verified bound account (no sub-account in the memo) is allocated to FXM-F", Box::new(|_| {
+        build_notice("FXCORE0014", "INTR", "20261123", "093000", MASTER, 8_000_000, F_ACCT, F.1, "", "还款").expect("notice builds")
+    }));
+    t.push(f, "6010-000000-allocated-to-bound-member", "6010 of FXM-F shows 80000.00: the master-account credit from its bound account was allocated to it", p("6010", "FX-BAL-F-1", |c| vec![("SubAcctNo", g(c, "SUB_F"))]));
+    t.push(f, "6033-000000-same-bank-60000-one-chunk", "6033 of 60000.00 to FXM-F's same-bank account is accepted in one chunk (7002 is never split): ChunkCount 1", p("6033", "FX-WD-F", withdraw_fields("SUB_F", F.0, F.1, F_ACCT, F.1, "60000.00", None, "FX-ORD-W15")));
+    t.push(
+        f,
+        "6065-E10005-not-the-bound-account",
+        "6065 for FXM-F naming an account that is not its bound one is refused E10005",
+        p("6065", "FX-UNBIND-F-WRONG", |c| {
+            vec![
+                ("SubAcctNo", g(c, "SUB_F")),
+                ("TranNetMemberCode", s(F.0)),
+                ("MemberAcctNo", s(E_ACCT)),
+            ]
+        }),
+    );
+
     t.0
 }
 
@@ -1241,8 +1572,21 @@ fn cases() -> Vec<Case> {
 // The generator
 // ---------------------------------------------------------------------------------------
 
-fn case_dir_name(i: usize, case: &Case) -> String {
-    format!("{:02}-{}", i + 1, case.name)
+/// `NN-CODE-RET-words`: order number `i + 1`, zero-padded to `width` digits (see
+/// [`flow_widths`]).
+fn case_dir_name(i: usize, case: &Case, width: usize) -> String {
+    format!("{:0width$}-{}", i + 1, case.name)
+}
+
+/// Per flow, the digits of its largest order number (at least 2): every case of a flow is
+/// padded alike, so byte-wise order within the flow is the numeric order.
+fn flow_widths(table: &[Case]) -> HashMap<&'static str, usize> {
+    let mut w = HashMap::new();
+    for (i, case) in table.iter().enumerate() {
+        let e = w.entry(case.flow).or_insert(2);
+        *e = (*e).max((i + 1).to_string().len());
+    }
+    w
 }
 
 fn masked(b: &[u8]) -> Vec<u8> {
@@ -1272,7 +1616,7 @@ async fn replay_dir(gw: &Gw, dir: &Path, bless: bool) -> Vec<CaseOutcome> {
 async fn generate_fixtures() {
     let root = fixtures_dir();
     let table = cases();
-    assert!(table.len() <= 99, "order numbers are 2 digits");
+    let widths = flow_widths(&table);
     let _ = std::fs::remove_dir_all(&root);
 
     // Phase 1: run each case against a live gateway, building requests from what earlier
@@ -1284,7 +1628,7 @@ async fn generate_fixtures() {
     let mut problems = Vec::new();
     let mut serials: HashMap<Vec<u8>, String> = HashMap::new();
     for (i, case) in table.iter().enumerate() {
-        let name = case_dir_name(i, case);
+        let name = case_dir_name(i, case, widths[case.flow]);
         expected_code(&name).expect("case name");
         let req = (case.build)(&ctx);
         let dir = root.join(case.flow).join(&name);
@@ -1303,6 +1647,8 @@ async fn generate_fixtures() {
             }
         }
 
+        let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+        let probe_before = case.probe.map(|(_, acct)| sim.balance(acct));
         // Run just this case (fresh connections, the same gateway).
         let one = scratch.join(format!("{i:02}"));
         let sdir = one.join(case.flow).join(&name);
@@ -1336,6 +1682,19 @@ async fn generate_fixtures() {
             };
             capture(&r, &mut ctx);
         }
+        if let (Some((key, acct)), Some(before)) = (case.probe, probe_before) {
+            let mut paid = 0;
+            for _ in 0..200 {
+                paid = sim.balance(acct) - before;
+                if paid > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert!(paid > 0, "{name}: the rail paid nothing to {acct}");
+            ctx.insert(key.to_string(), bankfep::money::format_fen(paid));
+            ctx.insert(format!("{key}_FEN"), paid.to_string());
+        }
         first.push(resp);
     }
     gw.assert_invariants().await;
@@ -1349,7 +1708,9 @@ async fn generate_fixtures() {
     gw.running.shutdown().await;
     assert_eq!(out.len(), table.len());
     for (i, case) in table.iter().enumerate() {
-        let dir = root.join(case.flow).join(case_dir_name(i, case));
+        let dir = root
+            .join(case.flow)
+            .join(case_dir_name(i, case, widths[case.flow]));
         assert!(out[i].ok, "{}: {}", out[i].case, out[i].detail);
         let blessed = std::fs::read(dir.join("response.bin")).expect("response.bin");
         assert_eq!(
