@@ -6,40 +6,57 @@ mod common;
 
 use std::time::Duration;
 
-use bankfep::client::PlatformClient;
+use bankfep::client::{PlatformClient, Response};
+use bankfep::money::format_fen;
+use bankfep::rail::sim::{RailSim, SimFaults};
+use bankfep::rail::wire::RailStatus;
 use common::*;
 
 /// The bound account used by these tests (another bank).
 pub const BOUND: &str = "6217000000000000042";
 
-/// Binds `BOUND` to `sub` (member `member`, name `name`): 6240, read the verification amount
-/// the member received on the rail, 6241.
+/// Binds `acct` to `sub` (member `member`, name `name`) over another bank: 6240, read the
+/// verification amount the member received on the rail, 6241.
 async fn bind(gw: &Gw, c: &mut PlatformClient, sub: &str, member: &str, name: &str, acct: &str) {
-    let before = gw
-        .running
-        .rail_sim
-        .as_ref()
-        .expect("built-in rail")
-        .balance(acct);
-    let r = call(
-        c,
-        "6240",
-        &[
-            ("SubAcctNo", sub),
-            ("TranNetMemberCode", member),
-            ("MemberName", name),
-            ("MemberAcctNo", acct),
-            ("BankType", "2"),
-            ("AcctOpenBranchName", "中国工商银行北京分行"),
-            ("EiconBankBranchId", "102100099996"),
-        ],
-    )
-    .await;
+    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+    bind_on(sim, c, sub, member, name, acct, "2").await;
+}
+
+/// The 6240 request fields binding `acct` (`bank_type` `1` same bank, `2` other bank).
+fn bind_fields<'a>(
+    sub: &'a str,
+    member: &'a str,
+    name: &'a str,
+    acct: &'a str,
+    bank_type: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SubAcctNo", sub),
+        ("TranNetMemberCode", member),
+        ("MemberName", name),
+        ("MemberAcctNo", acct),
+        ("BankType", bank_type),
+        ("AcctOpenBranchName", "中国工商银行北京分行"),
+        ("EiconBankBranchId", "102100099996"),
+    ]
+}
+
+/// Sends 6240 and returns the verification amount (fen) that arrived at `acct` on `sim`.
+async fn start_bind(
+    sim: &RailSim,
+    c: &mut PlatformClient,
+    sub: &str,
+    member: &str,
+    name: &str,
+    acct: &str,
+    bank_type: &str,
+) -> i64 {
+    let before = sim.balance(acct);
+    let r = call(c, "6240", &bind_fields(sub, member, name, acct, bank_type)).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("P"));
-    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
     let mut amount = 0;
-    for _ in 0..100 {
+    for _ in 0..200 {
         amount = sim.balance(acct) - before;
         if amount > 0 {
             break;
@@ -50,23 +67,102 @@ async fn bind(gw: &Gw, c: &mut PlatformClient, sub: &str, member: &str, name: &s
         (1..=50).contains(&amount),
         "verification amount {amount} fen"
     );
-    let r = call(
+    amount
+}
+
+/// 6241 with `amount_fen`.
+async fn confirm(c: &mut PlatformClient, sub: &str, acct: &str, amount_fen: i64) -> Response {
+    call(
         c,
         "6241",
         &[
             ("SubAcctNo", sub),
             ("TakeCashAcctNo", acct),
-            ("AuthAmt", &bankfep::money::format_fen(amount)),
+            ("AuthAmt", &format_fen(amount_fen)),
         ],
     )
-    .await;
+    .await
+}
+
+/// Binds `acct` to `sub` with the verification amount read from `sim`.
+async fn bind_on(
+    sim: &RailSim,
+    c: &mut PlatformClient,
+    sub: &str,
+    member: &str,
+    name: &str,
+    acct: &str,
+    bank_type: &str,
+) {
+    let amount = start_bind(sim, c, sub, member, name, acct, bank_type).await;
+    let r = confirm(c, sub, acct, amount).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
 }
 
+/// A withdrawal request for member `member` / `name` of `sub` to `acct`.
+#[allow(clippy::too_many_arguments)]
+async fn withdraw(
+    c: &mut PlatformClient,
+    serial: &str,
+    sub: &str,
+    member: &str,
+    name: &str,
+    acct: &str,
+    amt: &str,
+    fee: &str,
+    order: &str,
+) -> Response {
+    c.call(
+        ENT,
+        "6033",
+        serial,
+        &[
+            ("SubAcctNo", sub),
+            ("TranNetMemberCode", member),
+            ("MemberName", name),
+            ("TakeCashAcctNo", acct),
+            ("OutAmtAcctName", name),
+            ("CashAmt", amt),
+            ("TakeCashCommission", fee),
+            ("OrderNo", order),
+        ],
+    )
+    .await
+    .expect("6033 call")
+}
+
+/// The value of `k` in a row (empty when absent).
+fn get(row: &[(String, String)], k: &str) -> String {
+    row.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Decimal string → fen.
+fn fen(s: &str) -> i64 {
+    let (i, f) = s.split_once('.').unwrap_or((s, ""));
+    let f = format!("{f:0<2}");
+    assert!(f.len() == 2, "amount {s}");
+    i.parse::<i64>().expect("integer part") * 100 + f.parse::<i64>().expect("fraction")
+}
+
+/// A gateway on a fresh store whose rail is `sim` (an external simulator), with fast query
+/// timing.
+async fn start_on_rail(name: &str, sim: &RailSim) -> Gw {
+    let mut cfg = test_config(temp_dir(name));
+    cfg.rail.addr = Some(sim.addr().to_string());
+    cfg.rail.first_query_ms = 50;
+    cfg.rail.backoff_start_ms = 50;
+    cfg.rail.backoff_max_ms = 400;
+    cfg.rail.read_timeout_ms = 1_000;
+    start_with(cfg).await
+}
+
 /// Polls 6110 until the withdrawal requested with `serial` is no longer `6`.
-async fn wait_done(c: &mut PlatformClient, serial: &str) -> bankfep::client::Response {
-    for _ in 0..200 {
+async fn wait_done(c: &mut PlatformClient, serial: &str) -> Response {
+    for _ in 0..600 {
         let r = call(c, "6110", &[("OrigSerialNo", serial)]).await;
         if r.field("TranStatus").as_deref() != Some("6") {
             return r;
@@ -130,6 +226,162 @@ async fn bind_and_withdraw_120000_in_three_chunks() {
     let sim = gw.running.rail_sim.as_ref().expect("sim");
     // Reconciliation (对账): the mirror equals funding minus what the rail really paid out.
     assert_eq!(sim.balance(MASTER), -12_000_000);
+    assert_eq!(m.mirror, 20_000_000 + sim.balance(MASTER));
+    gw.running.shutdown().await;
+}
+
+/// The chunk instruction id of chunk `n` (from 1) of the withdrawal with `seq`.
+fn chunk_id(seq: &str, n: usize) -> String {
+    format!("W{seq}{n:03}")
+}
+
+/// PROTOCOL.md §3 splitting through real withdrawals over the built-in super e-bank rail:
+/// the chunk amounts of 6110, and what the rail itself saw and paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn super_ebank_splitting_examples_are_paid_as_specified() {
+    let gw = start("wsplit").await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "WS01", "李四").await;
+    let funded: i64 = 140_000_000; // 1,400,000.00
+    fund(&mut core, "CORE-WS1", &sub, funded as u64).await;
+    bind(&gw, &mut c, &sub, "WS01", "李四", BOUND).await;
+    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+    let verification = sim.balance(BOUND);
+    let cases: [(&str, &[&str]); 4] = [
+        ("120000.00", &["40000.00", "40000.00", "40000.00"]),
+        ("100000.00", &["33333.34", "33333.33", "33333.33"]),
+        ("49999.99", &["49999.99"]),
+        ("50000.00", &["25000.00", "25000.00"]),
+    ];
+    let mut total = 0;
+    let mut ids = Vec::new();
+    for (i, (amt, expect)) in cases.iter().enumerate() {
+        let s = serial("WS");
+        let r = withdraw(
+            &mut c,
+            &s,
+            &sub,
+            "WS01",
+            "李四",
+            BOUND,
+            amt,
+            "0",
+            &format!("WS-{i}"),
+        )
+        .await;
+        assert_eq!(r.return_code(), "000000", "{amt}: {}", r.return_message());
+        assert_eq!(
+            r.field("ChunkCount"),
+            Some(expect.len().to_string()),
+            "{amt}"
+        );
+        let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+        let done = wait_done(&mut c, &s).await;
+        assert_eq!(done.field("TranStatus").as_deref(), Some("0"), "{amt}");
+        let rows = done.rows();
+        let got: Vec<String> = rows.iter().map(|r| get(r, "TranAmt")).collect();
+        assert_eq!(&got, expect, "chunks of {amt}");
+        for (n, row) in rows.iter().enumerate() {
+            assert_eq!(get(row, "ChunkNo"), (n + 1).to_string());
+            assert_eq!(get(row, "ChunkStatus"), "S");
+            let id = chunk_id(&seq, n + 1);
+            let (st, a, paid) = sim.instruction(&id).expect("rail holds the chunk");
+            assert_eq!((st, a, paid), (RailStatus::Settled, fen(&expect[n]), 1));
+            ids.push(id);
+        }
+        total += fen(amt);
+    }
+    // 1,000,000.00: 21 chunks, each < 50,000.00, larger first, differing by at most 0.01.
+    let s = serial("WS");
+    let r = withdraw(
+        &mut c,
+        &s,
+        &sub,
+        "WS01",
+        "李四",
+        BOUND,
+        "1000000.00",
+        "0",
+        "WS-MILLION",
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("ChunkCount").as_deref(), Some("21"));
+    let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+    let done = wait_done(&mut c, &s).await;
+    assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
+    let amounts: Vec<i64> = done.rows().iter().map(|r| fen(&get(r, "TranAmt"))).collect();
+    assert_eq!(amounts.len(), 21);
+    assert_eq!(amounts.iter().sum::<i64>(), 100_000_000);
+    assert!(amounts.iter().all(|a| *a < 5_000_000), "{amounts:?}");
+    assert!(amounts.windows(2).all(|w| w[0] >= w[1]), "larger first");
+    assert!(amounts[0] - amounts[20] <= 1, "{amounts:?}");
+    for (n, a) in amounts.iter().enumerate() {
+        let id = chunk_id(&seq, n + 1);
+        assert_eq!(
+            sim.instruction(&id),
+            Some((RailStatus::Settled, *a, 1)),
+            "{id}"
+        );
+        ids.push(id);
+    }
+    total += 100_000_000;
+    // The rail never saw a 7001 at or above the limit (it would be held as F RJ03): every
+    // instruction it paid is ours, and it paid exactly them.
+    assert_eq!(sim.paid_count(), ids.len() + 1, "chunks + the verification");
+    assert_eq!(sim.balance(MASTER), -total);
+    assert_eq!(sim.balance(BOUND), verification + total);
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.in_transit, 0);
+    assert_eq!(m.mirror, funded + sim.balance(MASTER));
+    assert_eq!(balance(&mut c, &sub).await.0, format_fen(funded - total));
+    gw.running.shutdown().await;
+}
+
+/// Same bank (`BankType` 1): a withdrawal of 120,000.00 goes as ONE `7002` (a `7001` of that
+/// size would be refused RJ03 by the rail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_bank_withdrawal_is_one_chunk() {
+    let gw = start("wsame").await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "WB01", "王五").await;
+    fund(&mut core, "CORE-WB1", &sub, 20_000_000).await;
+    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+    let acct = "6222000000000077777";
+    bind_on(sim, &mut c, &sub, "WB01", "王五", acct, "1").await;
+    let s = serial("WB");
+    let r = withdraw(
+        &mut c,
+        &s,
+        &sub,
+        "WB01",
+        "王五",
+        acct,
+        "120000.00",
+        "0",
+        "WB-1",
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("ChunkCount").as_deref(), Some("1"));
+    let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+    let done = wait_done(&mut c, &s).await;
+    assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
+    let rows = done.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(get(&rows[0], "TranAmt"), "120000.00");
+    assert_eq!(get(&rows[0], "ChunkStatus"), "S");
+    assert_eq!(
+        sim.instruction(&chunk_id(&seq, 1)),
+        Some((RailStatus::Settled, 12_000_000, 1))
+    );
+    assert_eq!(sim.instruction(&chunk_id(&seq, 2)), None);
+    assert_eq!(sim.balance(MASTER), -12_000_000);
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
     assert_eq!(m.mirror, 20_000_000 + sim.balance(MASTER));
     gw.running.shutdown().await;
 }
