@@ -311,7 +311,11 @@ async fn super_ebank_splitting_examples_are_paid_as_specified() {
     let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
     let done = wait_done(&mut c, &s).await;
     assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
-    let amounts: Vec<i64> = done.rows().iter().map(|r| fen(&get(r, "TranAmt"))).collect();
+    let amounts: Vec<i64> = done
+        .rows()
+        .iter()
+        .map(|r| fen(&get(r, "TranAmt")))
+        .collect();
     assert_eq!(amounts.len(), 21);
     assert_eq!(amounts.iter().sum::<i64>(), 100_000_000);
     assert!(amounts.iter().all(|a| *a < 5_000_000), "{amounts:?}");
@@ -383,5 +387,221 @@ async fn same_bank_withdrawal_is_one_chunk() {
     let state = gw.assert_invariants().await;
     let m = state.master_by_no(MASTER).expect("master");
     assert_eq!(m.mirror, 20_000_000 + sim.balance(MASTER));
+    gw.running.shutdown().await;
+}
+
+/// A 6033 of member WR01 (赵六) of `sub` with commission 1.00 and a fresh serial.
+async fn wr(
+    c: &mut PlatformClient,
+    sub: &str,
+    acct: &str,
+    name: &str,
+    amt: &str,
+    order: &str,
+) -> Response {
+    let s = serial("WR");
+    c.call(
+        ENT,
+        "6033",
+        &s,
+        &[
+            ("SubAcctNo", sub),
+            ("TranNetMemberCode", "WR01"),
+            ("MemberName", "赵六"),
+            ("TakeCashAcctNo", acct),
+            ("OutAmtAcctName", name),
+            ("CashAmt", amt),
+            ("TakeCashCommission", "1.00"),
+            ("OrderNo", order),
+        ],
+    )
+    .await
+    .expect("6033")
+}
+
+/// Binding and withdrawal refusals of PROTOCOL.md §1.3/§1.4: E10002, YQ9993, E10006, E10007
+/// with `RemainingAttempts` 4..0 (then the attempt is over: E10005), E10005 for a missing
+/// binding, a wrong account or name and after 6065, E10003 and E10008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_and_withdrawal_refusals() {
+    let gw = start("wbindrules").await;
+    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "WR01", "赵六").await;
+    fund(&mut core, "CORE-WR1", &sub, 1_000_000).await; // 10,000.00
+
+    // 6240 with a name that is not the member's name.
+    let r = call(
+        &mut c,
+        "6240",
+        &bind_fields(&sub, "WR01", "赵七", BOUND, "2"),
+    )
+    .await;
+    assert_eq!(r.return_code(), "E10002", "{}", r.return_message());
+    // Other bank without EiconBankBranchId.
+    let r = call(
+        &mut c,
+        "6240",
+        &bind_fields(&sub, "WR01", "赵六", BOUND, "2")[..6],
+    )
+    .await;
+    assert_eq!(r.return_code(), "YQ9993", "{}", r.return_message());
+    // Neither moved money on the rail.
+    assert_eq!(sim.paid_count(), 0);
+
+    // 6033 without any binding.
+    let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+
+    // A pending verification: five wrong answers count down 4, 3, 2, 1, 0.
+    let amount = start_bind(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
+    // Pending is not bound: 6033 still E10005.
+    let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+    let wrong = if amount == 50 { 49 } else { amount + 1 };
+    for left in (0..5).rev() {
+        let r = confirm(&mut c, &sub, BOUND, wrong).await;
+        assert_eq!(r.return_code(), "E10007", "{}", r.return_message());
+        assert_eq!(r.field("RemainingAttempts"), Some(left.to_string()));
+    }
+    // The attempt is over: even the right amount is refused until a new 6240.
+    let r = confirm(&mut c, &sub, BOUND, amount).await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+    let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+
+    // A new attempt binds; one wrong answer first leaves 4 attempts and does not end it.
+    let amount = start_bind(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
+    let r = confirm(&mut c, &sub, BOUND, if amount == 1 { 2 } else { 1 }).await;
+    assert_eq!(r.return_code(), "E10007");
+    assert_eq!(r.field("RemainingAttempts").as_deref(), Some("4"));
+    let r = confirm(&mut c, &sub, BOUND, amount).await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
+
+    // 6240 while bound.
+    let r = call(
+        &mut c,
+        "6240",
+        &bind_fields(&sub, "WR01", "赵六", "6217000000000000099", "2"),
+    )
+    .await;
+    assert_eq!(r.return_code(), "E10006", "{}", r.return_message());
+
+    // 6033 to another account, or with another account name.
+    let r = wr(
+        &mut c,
+        &sub,
+        "6217000000000000099",
+        "赵六",
+        "100.00",
+        "WR-O1",
+    )
+    .await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+    let r = wr(&mut c, &sub, BOUND, "赵七", "100.00", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+
+    // Insufficient: amount + commission above available (10,000.00): 9,999.01 + 1.00.
+    let r = wr(&mut c, &sub, BOUND, "赵六", "9999.01", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10003", "{}", r.return_message());
+    // A refused request does not use its OrderNo up; exactly available is accepted.
+    let s1 = serial("WR");
+    let r = c
+        .call(
+            ENT,
+            "6033",
+            &s1,
+            &[
+                ("SubAcctNo", &sub),
+                ("TranNetMemberCode", "WR01"),
+                ("MemberName", "赵六"),
+                ("TakeCashAcctNo", BOUND),
+                ("OutAmtAcctName", "赵六"),
+                ("CashAmt", "1000.00"),
+                ("TakeCashCommission", "1.00"),
+                ("OrderNo", "WR-O1"),
+            ],
+        )
+        .await
+        .expect("6033");
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    // OrderNo reuse under a new serial.
+    let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O1").await;
+    assert_eq!(r.return_code(), "E10008", "{}", r.return_message());
+    assert_eq!(
+        wait_done(&mut c, &s1).await.field("TranStatus").as_deref(),
+        Some("0")
+    );
+    assert_eq!(balance(&mut c, &sub).await.2, "8999.00");
+
+    // 6065 unbinds; then 6033 is E10005 again.
+    let r = call(
+        &mut c,
+        "6065",
+        &[
+            ("SubAcctNo", &sub),
+            ("TranNetMemberCode", "WR01"),
+            ("MemberAcctNo", BOUND),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O2").await;
+    assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
+    assert_eq!(balance(&mut c, &sub).await.2, "8999.00");
+    gw.assert_invariants().await;
+    gw.running.shutdown().await;
+}
+
+/// §2 allocation: after binding, a credit to the MASTER account paid from the bound account
+/// lands in that sub-account, not in suspense (an unbound payer still goes to suspense).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_from_bound_account_is_allocated_to_its_sub_account() {
+    let gw = start("wbound-alloc").await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "WA01", "孙八").await;
+    bind(&gw, &mut c, &sub, "WA01", "孙八", BOUND).await;
+    let mut n = notice("CORE-WA1", MASTER, 123_456, "货款");
+    n.payer_acct = BOUND.into();
+    n.payer_name = "孙八".into();
+    let r = core.notify(&n).await.expect("notify");
+    assert_eq!(r.result, "0000", "{}", r.message);
+    // A payer that is nobody's bound account: suspense.
+    let r = core
+        .notify(&notice("CORE-WA2", MASTER, 1_000, "货款"))
+        .await
+        .expect("notify");
+    assert_eq!(r.result, "0000", "{}", r.message);
+    assert_eq!(balance(&mut c, &sub).await.0, "1234.56");
+    let r = call(
+        &mut c,
+        "6050",
+        &[
+            ("StartDate", "20261123"),
+            ("EndDate", "20261123"),
+            ("PageNum", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let rows = r.rows();
+    assert_eq!(rows.len(), 2, "{}", r.body_text());
+    let by_amt = |a: &str| {
+        rows.iter()
+            .find(|row| get(row, "TranAmt") == a)
+            .cloned()
+            .expect("row")
+    };
+    let bound_row = by_amt("1234.56");
+    assert_eq!(get(&bound_row, "InAcctType"), "02");
+    assert_eq!(get(&bound_row, "SubAcctNo"), sub);
+    assert_eq!(get(&bound_row, "PayerAcctNo"), BOUND);
+    assert_eq!(get(&by_amt("10.00"), "InAcctType"), "03");
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.suspense, 1_000);
     gw.running.shutdown().await;
 }
