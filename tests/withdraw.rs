@@ -605,3 +605,129 @@ async fn credit_from_bound_account_is_allocated_to_its_sub_account() {
     assert_eq!(m.suspense, 1_000);
     gw.running.shutdown().await;
 }
+
+/// Funds a fresh sub-account `member` with `amount_fen` and binds `BOUND` on `sim` (with no
+/// faults: the verification must settle).
+async fn funded_bound_sub(
+    gw: &Gw,
+    sim: &RailSim,
+    c: &mut PlatformClient,
+    member: &str,
+    name: &str,
+    amount_fen: u64,
+) -> String {
+    let mut core = gw.core_client().await;
+    let sub = open_sub(c, member, name).await;
+    fund(&mut core, &format!("CORE-{member}"), &sub, amount_fen).await;
+    bind_on(sim, c, &sub, member, name, BOUND, "2").await;
+    sub
+}
+
+/// The 6072 rows of `sub` on the test day (one page).
+async fn details(c: &mut PlatformClient, sub: &str) -> Vec<Vec<(String, String)>> {
+    let r = call(
+        c,
+        "6072",
+        &[
+            ("SubAcctNo", sub),
+            ("StartDate", "20261123"),
+            ("EndDate", "20261123"),
+            ("PageNum", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("EndFlag").as_deref(), Some("Y"));
+    r.rows()
+}
+
+/// Every chunk refused RJ01 by the rail: TranStatus 1, each chunk F RJ01, the sub-account
+/// restored including the commission, `07` refund rows each with an e-receipt, nothing in
+/// transit, and the mirror equals what the rail really holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_chunks_refused_refunds_everything_including_commission() {
+    let sim = RailSim::start("127.0.0.1:0", SimFaults::default())
+        .await
+        .expect("sim");
+    let gw = start_on_rail("wrefund", &sim).await;
+    let mut c = gw.client().await;
+    let sub = funded_bound_sub(&gw, &sim, &mut c, "WF01", "周九", 20_000_000).await;
+    sim.set_faults(SimFaults {
+        fail_per_mille: 1000,
+        fail_code: "RJ01".into(),
+        ..SimFaults::default()
+    });
+    let s = serial("WF");
+    let r = withdraw(
+        &mut c,
+        &s,
+        &sub,
+        "WF01",
+        "周九",
+        BOUND,
+        "120000.00",
+        "5.00",
+        "WF-1",
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+    assert_eq!(balance(&mut c, &sub).await.0, "79995.00");
+    let done = wait_done(&mut c, &s).await;
+    assert_eq!(done.field("TranStatus").as_deref(), Some("1"));
+    let rows = done.rows();
+    assert_eq!(rows.len(), 3);
+    for (n, row) in rows.iter().enumerate() {
+        assert_eq!(get(row, "ChunkStatus"), "F");
+        assert_eq!(get(row, "RejectCode"), "RJ01");
+        assert_eq!(
+            sim.instruction(&chunk_id(&seq, n + 1)),
+            Some((RailStatus::Failed, 4_000_000, 0))
+        );
+    }
+    // Restored in full, commission included.
+    let (total, frozen, avail) = balance(&mut c, &sub).await;
+    assert_eq!(
+        (total.as_str(), frozen.as_str(), avail.as_str()),
+        ("200000.00", "0.00", "200000.00")
+    );
+    let det = details(&mut c, &sub).await;
+    let of = |bt: &str, dc: &str| -> Vec<Vec<(String, String)>> {
+        det.iter()
+            .filter(|r| get(r, "BookingType") == bt && get(r, "DcFlag") == dc)
+            .cloned()
+            .collect()
+    };
+    let refunds = of("07", "C");
+    assert_eq!(refunds.len(), 3, "{det:?}");
+    assert_eq!(of("06", "D").len(), 1);
+    assert_eq!(of("08", "D").len(), 1);
+    let fee_back = of("08", "C");
+    assert_eq!(fee_back.len(), 1, "commission refund row: {det:?}");
+    assert_eq!(get(&fee_back[0], "TranAmt"), "5.00");
+    assert_eq!(get(&det[det.len() - 1], "Balance"), "200000.00");
+    let mut receipts = std::collections::BTreeSet::new();
+    for row in &refunds {
+        assert_eq!(get(row, "TranAmt"), "40000.00");
+        let rseq = get(row, "FrontSeqNo");
+        assert_ne!(rseq, seq, "a refund has its own FrontSeqNo");
+        let rc = call(&mut c, "6142", &[("FrontSeqNo", &rseq)]).await;
+        assert_eq!(rc.return_code(), "000000", "{}", rc.return_message());
+        assert_eq!(rc.field("TranAmt").as_deref(), Some("40000.00"));
+        assert_eq!(rc.field("PayeeAcctNo"), Some(sub.clone()));
+        let code = rc.field("CheckCode").expect("CheckCode");
+        assert_eq!(code.len(), 16);
+        assert!(code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+        assert!(receipts.insert(rc.field("ReceiptNo").expect("ReceiptNo")));
+    }
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.in_transit, 0);
+    assert_eq!(m.fee, 0);
+    assert_eq!(sim.balance(MASTER), 0);
+    assert_eq!(m.mirror, 20_000_000 + sim.balance(MASTER));
+    gw.running.shutdown().await;
+    sim.shutdown().await;
+}
