@@ -731,3 +731,175 @@ async fn all_chunks_refused_refunds_everything_including_commission() {
     gw.running.shutdown().await;
     sim.shutdown().await;
 }
+
+/// Some chunks settle and the others are refused: TranStatus 2, the settled chunks leave,
+/// the refused ones come back, the commission is kept, and the mirror reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partly_refused_withdrawal_keeps_commission() {
+    let sim = RailSim::start("127.0.0.1:0", SimFaults::default())
+        .await
+        .expect("sim");
+    let gw = start_on_rail("wpartial", &sim).await;
+    let mut c = gw.client().await;
+    let funded = 30_000_000; // 300,000.00
+    let sub = funded_bound_sub(&gw, &sim, &mut c, "WP01", "吴十", funded as u64).await;
+    // A fixed seed: the five draws of the five chunks give a mix of S and F (RJ02).
+    sim.set_faults(SimFaults {
+        fail_per_mille: 500,
+        fail_code: "RJ02".into(),
+        seed: 7,
+        ..SimFaults::default()
+    });
+    let s = serial("WP");
+    let r = withdraw(
+        &mut c,
+        &s,
+        &sub,
+        "WP01",
+        "吴十",
+        BOUND,
+        "200000.00",
+        "3.00",
+        "WP-1",
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("ChunkCount").as_deref(), Some("5"));
+    let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+    let done = wait_done(&mut c, &s).await;
+    let rows = done.rows();
+    assert_eq!(rows.len(), 5);
+    let (mut settled, mut refunded) = (0i64, 0i64);
+    for (n, row) in rows.iter().enumerate() {
+        let (st, amt, paid) = sim.instruction(&chunk_id(&seq, n + 1)).expect("held");
+        assert_eq!(amt, 4_000_000);
+        match get(row, "ChunkStatus").as_str() {
+            "S" => {
+                assert_eq!((st, paid), (RailStatus::Settled, 1));
+                assert_eq!(get(row, "RejectCode"), "");
+                settled += amt;
+            }
+            "F" => {
+                assert_eq!((st, paid), (RailStatus::Failed, 0));
+                assert_eq!(get(row, "RejectCode"), "RJ02");
+                refunded += amt;
+            }
+            other => panic!("chunk {n} status {other}"),
+        }
+    }
+    assert!(settled > 0 && refunded > 0, "seed gives no mix: {rows:?}");
+    assert_eq!(done.field("TranStatus").as_deref(), Some("2"));
+    assert_eq!(sim.balance(MASTER), -settled);
+    assert_eq!(
+        balance(&mut c, &sub).await.0,
+        format_fen(funded - 20_000_000 - 300 + refunded)
+    );
+    let det = details(&mut c, &sub).await;
+    let count = |bt: &str, dc: &str| {
+        det.iter()
+            .filter(|r| get(r, "BookingType") == bt && get(r, "DcFlag") == dc)
+            .count()
+    };
+    assert_eq!(count("07", "C") as i64, refunded / 4_000_000);
+    assert_eq!(count("08", "C"), 0, "commission not refunded");
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.in_transit, 0);
+    assert_eq!(m.fee, 300);
+    assert_eq!(m.mirror, funded + sim.balance(MASTER));
+    gw.running.shutdown().await;
+    sim.shutdown().await;
+}
+
+/// Withdraws 120,000.00 (3 chunks) from `sub` of WU01 and returns (serial, chunk ids).
+async fn withdraw_120k(c: &mut PlatformClient, sub: &str, order: &str) -> (String, Vec<String>) {
+    let s = serial("WU");
+    let r = withdraw(c, &s, sub, "WU01", "郑一", BOUND, "120000.00", "0", order).await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let seq = r.field("FrontSeqNo").expect("FrontSeqNo");
+    (s, (1..=3).map(|n| chunk_id(&seq, n)).collect())
+}
+
+/// Unknown outcomes (`P` answers, then dropped replies = broken connections) are resolved
+/// by 7003 queries for the same ids: every chunk settles, each paid exactly once, no other
+/// instruction paid, and the mirror reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_outcomes_are_queried_never_paid_twice() {
+    let sim = RailSim::start("127.0.0.1:0", SimFaults::default())
+        .await
+        .expect("sim");
+    let gw = start_on_rail("wunknown", &sim).await;
+    let mut c = gw.client().await;
+    let funded = 30_000_000;
+    let sub = funded_bound_sub(&gw, &sim, &mut c, "WU01", "郑一", funded as u64).await;
+    assert_eq!(sim.paid_count(), 1);
+
+    // 1. Every new instruction answered P; it settles at the third 7003 about it.
+    sim.set_faults(SimFaults {
+        pending_per_mille: 1000,
+        pending_queries: 3,
+        ..SimFaults::default()
+    });
+    let (s1, ids1) = withdraw_120k(&mut c, &sub, "WU-1").await;
+    let done = wait_done(&mut c, &s1).await;
+    assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
+    assert!(done.rows().iter().all(|r| get(r, "ChunkStatus") == "S"));
+    for id in &ids1 {
+        assert_eq!(
+            sim.instruction(id),
+            Some((RailStatus::Settled, 4_000_000, 1)),
+            "{id}"
+        );
+    }
+    assert_eq!(sim.paid_count(), 1 + 3);
+
+    // 2. Every reply dropped: the rail books and pays, the gateway sees broken connections.
+    sim.set_faults(SimFaults {
+        drop_per_mille: 1000,
+        ..SimFaults::default()
+    });
+    let (s2, ids2) = withdraw_120k(&mut c, &sub, "WU-2").await;
+    for _ in 0..400 {
+        if ids2.iter().all(|id| sim.instruction(id).is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for id in &ids2 {
+        assert_eq!(
+            sim.instruction(id),
+            Some((RailStatus::Settled, 4_000_000, 1))
+        );
+    }
+    // Let the gateway retry through a few broken query replies: the outcome stays unknown
+    // to it, and nothing is paid again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = call(&mut c, "6110", &[("OrigSerialNo", &s2)]).await;
+    assert_eq!(r.field("TranStatus").as_deref(), Some("6"));
+    assert!(r.rows().iter().all(|r| get(r, "ChunkStatus") == "P"));
+    assert_eq!(sim.paid_count(), 1 + 6);
+    // Replies get through again: the queries learn the outcome.
+    sim.set_faults(SimFaults::default());
+    let done = wait_done(&mut c, &s2).await;
+    assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
+    assert!(done.rows().iter().all(|r| get(r, "ChunkStatus") == "S"));
+    for id in &ids2 {
+        assert_eq!(
+            sim.instruction(id),
+            Some((RailStatus::Settled, 4_000_000, 1))
+        );
+    }
+    assert_eq!(
+        sim.paid_count(),
+        1 + 6,
+        "no instruction paid under a new id"
+    );
+    assert_eq!(sim.balance(MASTER), -24_000_000);
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.in_transit, 0);
+    assert_eq!(m.mirror, funded + sim.balance(MASTER));
+    assert_eq!(balance(&mut c, &sub).await.0, "60000.00");
+    gw.running.shutdown().await;
+    sim.shutdown().await;
+}
