@@ -903,3 +903,78 @@ async fn unknown_outcomes_are_queried_never_paid_twice() {
     gw.running.shutdown().await;
     sim.shutdown().await;
 }
+
+/// 16 withdrawals from one sub-account at once, on 16 connections, each for more than 1/16
+/// of the balance: the accepted ones never overdraw it, the others get E10003, and
+/// everything accepted settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_withdrawals_never_overdraw() {
+    let gw = start("wconc").await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "WC01", "钱二").await;
+    let funded: i64 = 10_000_000; // 100,000.00
+    fund(&mut core, "CORE-WC1", &sub, funded as u64).await;
+    bind(&gw, &mut c, &sub, "WC01", "钱二", BOUND).await;
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(gw.client().await);
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, mut cl) in clients.into_iter().enumerate() {
+        let (sub, barrier) = (sub.clone(), barrier.clone());
+        set.spawn(async move {
+            // 6,300.00 .. 7,800.00: each above 1/16 of the balance (6,250.00).
+            let amt = 630_000 + 10_000 * i as i64;
+            let s = serial("WC");
+            barrier.wait().await;
+            let r = withdraw(
+                &mut cl,
+                &s,
+                &sub,
+                "WC01",
+                "钱二",
+                BOUND,
+                &format_fen(amt),
+                "1.00",
+                &format!("WC-{i}"),
+            )
+            .await;
+            (s, amt, r.return_code())
+        });
+    }
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(res) = set.join_next().await {
+        let (s, amt, code) = res.expect("task");
+        match code.as_str() {
+            "000000" => accepted.push((s, amt)),
+            "E10003" => refused.push(amt),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let debited: i64 = accepted.iter().map(|(_, a)| a + 100).sum();
+    assert!(debited <= funded, "overdrawn: {debited}");
+    assert!(!refused.is_empty(), "16 × > 1/16 cannot all fit");
+    let left = funded - debited;
+    // Each refusal saw less available than it asked for, and available only went down.
+    assert!(
+        refused.iter().all(|a| a + 100 > left),
+        "refused {refused:?} with {left} left"
+    );
+    assert_eq!(balance(&mut c, &sub).await.0, format_fen(left));
+    for (s, _) in &accepted {
+        let done = wait_done(&mut c, s).await;
+        assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
+    }
+    let sim = gw.running.rail_sim.as_ref().expect("sim");
+    let paid: i64 = accepted.iter().map(|(_, a)| a).sum();
+    assert_eq!(sim.balance(MASTER), -paid);
+    let state = gw.assert_invariants().await;
+    let m = state.master_by_no(MASTER).expect("master");
+    assert_eq!(m.in_transit, 0);
+    assert_eq!(m.mirror, funded + sim.balance(MASTER));
+    assert!(left >= 0);
+    gw.running.shutdown().await;
+}
