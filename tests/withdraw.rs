@@ -287,7 +287,7 @@ async fn super_ebank_splitting_examples_are_paid_as_specified() {
             assert_eq!(get(row, "ChunkStatus"), "S");
             let id = chunk_id(&seq, n + 1);
             let (st, a, paid) = sim.instruction(&id).expect("rail holds the chunk");
-            assert_eq!((st, a, paid), (RailStatus::Settled, fen(&expect[n]), 1));
+            assert_eq!((st, a, paid), (RailStatus::Settled, fen(expect[n]), 1));
             ids.push(id);
         }
         total += fen(amt);
