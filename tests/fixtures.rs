@@ -1565,6 +1565,104 @@ fn cases() -> Vec<Case> {
         }),
     );
 
+    // ---- 10-hostile: one case per hardened input path (issue 4) --------------------------
+    let f = "10-hostile";
+    t.push(
+        f,
+        "6010-YQ9977-xml-nine-deep",
+        "an XML body nested 9 deep (limit 8) is answered YQ9977 and the connection stays open",
+        Box::new(|_| {
+            raw_request(
+                "6010",
+                "FX-HOS-DEEP",
+                b"<Result><a><b><c><d><e><f><g><h>x</h></g></f></e></d></c></b></a></Result>",
+            )
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9977-xml-4100-elements",
+        "an XML body with 4,101 elements (limit 4,096) is answered YQ9977",
+        Box::new(|_| {
+            let mut body = b"<Result>".to_vec();
+            for _ in 0..4100 {
+                body.extend_from_slice(b"<X/>");
+            }
+            body.extend_from_slice(b"</Result>");
+            raw_request("6010", "FX-HOS-WIDE", &body)
+        }),
+    );
+    t.push(f, "6010-YQ9977-external-entity", "an external entity (XXE) declaration is refused: YQ9977, nothing is read from disk", Box::new(|_| {
+        raw_request("6010", "FX-HOS-XXE", b"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Result><SubAcctNo>&x;</SubAcctNo></Result>")
+    }));
+    t.push(
+        f,
+        "6010-YQ9977-undefined-entity",
+        "an entity other than the five predefined ones is refused: YQ9977",
+        Box::new(|_| {
+            raw_request(
+                "6010",
+                "FX-HOS-ENT",
+                b"<Result><SubAcctNo>&bomb;</SubAcctNo></Result>",
+            )
+        }),
+    );
+    t.push(
+        f,
+        "6010-YQ9993-field-given-twice",
+        "a field given twice is ambiguous: YQ9993",
+        Box::new(|c| {
+            let body = format!(
+                "<Result><SubAcctNo>{0}</SubAcctNo><SubAcctNo>{0}</SubAcctNo></Result>",
+                g(c, "SUB_B")
+            );
+            raw_request("6010", "FX-HOS-TWICE", body.as_bytes())
+        }),
+    );
+    t.push(f, "6034-YQ9993-remark-122-gbk-bytes", "a Remark of 61 Chinese characters is 122 GBK bytes, above its 120-byte maximum: YQ9993, nothing moves", p("6034", "FX-HOS-LONG", |c| {
+        vec![
+            ("OutSubAcctNo", g(c, "SUB_A")),
+            ("OutMemberCode", s("FXM-A")),
+            ("InSubAcctNo", g(c, "SUB_B")),
+            ("InMemberCode", s("FXM-B")),
+            ("TranAmt", s("1.00")),
+            ("OrderNo", s("FX-ORD-H01")),
+            ("Remark", "长".repeat(61)),
+        ]
+    }));
+    t.push(
+        f,
+        "6010-YQ9977-utf8-body-invalid",
+        "a body declared UTF-8 (field 3 = 02) that is not valid UTF-8 is answered YQ9977",
+        Box::new(|_| {
+            let mut b = raw_request(
+                "6010",
+                "FX-HOS-UTF8",
+                b"<Result><SubAcctNo>\xc3\x28</SubAcctNo></Result>",
+            );
+            b[6..8].copy_from_slice(b"02");
+            b
+        }),
+    );
+    t.push(f, "6920-1001-payer-name-not-gbk", "a notice whose payer name is not valid GBK is answered 1001 with its bank serial, and the core connection stays open", Box::new(|c| {
+        let mut b = notice_frame("FXCORE0090", &g(c, "SUB_A"), 100, "");
+        // Payer name starts at record offset 136, i.e. frame offset 144.
+        b[144] = 0xff;
+        b[145] = 0xff;
+        b
+    }));
+    t.push(f, "6920-1001-length-over-4096-closes", "a core prefix announcing 4,097 bytes (record limit 4,096) is answered 1001 before any record byte and the connection is closed", Box::new(|_| {
+        b"00004097".to_vec()
+    }));
+    t.link("core");
+    t.close();
+    t.push(
+        f,
+        "6010-000000-next-connection-served",
+        "after every hostile case above, a well-formed request on a new connection is served",
+        p("6010", "FX-HOS-OK", |c| vec![("SubAcctNo", g(c, "SUB_B"))]),
+    );
+
     t.0
 }
 
