@@ -186,6 +186,23 @@ impl Writer {
         tracing::info!("writer drained and stopped");
     }
 
+    /// The decision context of one request (`enterprise` and `serial` empty for notices and
+    /// rail outcomes).
+    fn decision_ctx<'a>(
+        &'a self,
+        enterprise: &'a str,
+        serial: &'a str,
+        stamp: &'a Stamp,
+    ) -> Ctx<'a> {
+        Ctx {
+            enterprise,
+            stamp,
+            signer: &self.ctx.signer,
+            serial,
+            expense_account: &self.ctx.expense_account,
+        }
+    }
+
     fn message(&self, code: &str) -> String {
         self.ctx
             .schemas
@@ -466,13 +483,7 @@ impl Writer {
             &p.cmd,
             &self.state,
             &facts,
-            &Ctx {
-                enterprise: &p.enterprise,
-                stamp,
-                signer: &self.ctx.signer,
-                serial: &p.serial,
-                expense_account: &self.ctx.expense_account,
-            },
+            &self.decision_ctx(&p.enterprise, &p.serial, stamp),
         );
         // A refusal normally has no body; one with fields (E10007 RemainingAttempts) has.
         let reply = if d.code == ReturnCode::Ok || !d.fields.is_empty() {
@@ -517,18 +528,7 @@ impl Writer {
         dirty: &mut Dirty,
     ) -> Result<CoreResult, StoreError> {
         let facts = self.prefetch("", cmd)?;
-        let d = decide(
-            cmd,
-            &self.state,
-            &facts,
-            &Ctx {
-                enterprise: "",
-                stamp,
-                signer: &self.ctx.signer,
-                serial: "",
-                expense_account: &self.ctx.expense_account,
-            },
-        );
+        let d = decide(cmd, &self.state, &facts, &self.decision_ctx("", "", stamp));
         Ok(match d.code {
             ReturnCode::Ok => {
                 if d.front_seq_no.is_some() {
@@ -552,18 +552,7 @@ impl Writer {
     ) -> Result<bool, StoreError> {
         let cmd = Command::Rail(outcome.clone());
         let facts = self.prefetch("", &cmd)?;
-        let d = decide(
-            &cmd,
-            &self.state,
-            &facts,
-            &Ctx {
-                enterprise: "",
-                stamp,
-                signer: &self.ctx.signer,
-                serial: "",
-                expense_account: &self.ctx.expense_account,
-            },
-        );
+        let d = decide(&cmd, &self.state, &facts, &self.decision_ctx("", "", stamp));
         if d.code != ReturnCode::Ok {
             tracing::warn!(
                 code = d.code.as_str(),

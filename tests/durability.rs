@@ -5,141 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bankfep::client::{build_request, xml_request, BodyCharset, PlatformClient};
+use common::proc::*;
 use common::*;
 use tokio::io::AsyncWriteExt;
-
-/// A gateway process.
-struct Proc {
-    child: Child,
-    platform: String,
-    core: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// Starts `bankfep serve` on `dir` on free ports and waits (≤ 30 s) for `ready`. Retries a
-/// few times in case a port picked was taken meanwhile.
-fn spawn_gateway(dir: &Path) -> Proc {
-    for attempt in 0..5 {
-        let platform = format!("127.0.0.1:{}", free_port());
-        let core = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("stderr-{attempt}.log")))
-            .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--platform-addr", &platform, "--core-addr", &core])
-            .args(["--clock", CLOCK, "--receipt-key-hex", RECEIPT_KEY_HEX])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn bankfep");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let mut sent = false;
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        if !sent {
-                            let _ = tx.send(false);
-                        }
-                        return;
-                    }
-                    Ok(_) if !sent && line.trim() == "ready" => {
-                        sent = true;
-                        let _ = tx.send(true);
-                    }
-                    Ok(_) => {}
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(true) => {
-                return Proc {
-                    child,
-                    platform,
-                    core,
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-    panic!("bankfep did not become ready in {}", dir.display());
-}
-
-impl Proc {
-    async fn client(&self) -> PlatformClient {
-        PlatformClient::connect(&self.platform, None, 10_000)
-            .await
-            .expect("platform connect")
-    }
-    async fn core_client(&self) -> bankfep::client::CoreClient {
-        bankfep::client::CoreClient::connect(&self.core, None, 10_000)
-            .await
-            .expect("core connect")
-    }
-    /// SIGKILL and reap.
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-    fn sigterm(&self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(st.success());
-    }
-    /// Waits (≤ 20 s) for the process to exit; returns its status.
-    async fn wait_exit(&mut self) -> std::process::ExitStatus {
-        for _ in 0..400 {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("gateway did not exit within 20 s of SIGTERM");
-    }
-    /// SIGTERM, expect exit 0.
-    async fn stop(mut self) {
-        self.sigterm();
-        let st = self.wait_exit().await;
-        assert!(st.success(), "exit status {st:?}");
-    }
-}
 
 fn fmt_fen(f: i64) -> String {
     format!("{}.{:02}", f / 100, f % 100)
@@ -224,7 +98,7 @@ async fn setup(p: &Proc, funded: u64) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_transfers_survive_sigkill() {
     let dir: PathBuf = temp_dir("dur-kill");
-    let mut p = spawn_gateway(&dir);
+    let mut p = spawn_gateway(&dir, &[]);
     let funded: i64 = 1_000_000;
     let (a, b) = setup(&p, funded as u64).await;
     let mut c = p.client().await;
@@ -247,7 +121,7 @@ async fn acknowledged_transfers_survive_sigkill() {
     drop(c);
     p.kill9();
 
-    let p = spawn_gateway(&dir);
+    let p = spawn_gateway(&dir, &[]);
     let mut c = p.client().await;
     assert_eq!(balance(&mut c, &a).await.0, fmt_fen(funded - moved));
     assert_eq!(balance(&mut c, &b).await.0, fmt_fen(moved));
@@ -283,7 +157,7 @@ async fn acknowledged_transfers_survive_sigkill() {
 async fn sigkill_mid_stream_leaves_a_balanced_ledger_that_agrees_with_6110() {
     const CLIENTS: usize = 4;
     let dir = temp_dir("dur-mid");
-    let mut p = spawn_gateway(&dir);
+    let mut p = spawn_gateway(&dir, &[]);
     let funded: i64 = 100_000_000; // 1,000,000.00: never short of money
     let (a, b) = setup(&p, funded as u64).await;
     // (serial, amount fen, acknowledged)
@@ -335,7 +209,7 @@ async fn sigkill_mid_stream_leaves_a_balanced_ledger_that_agrees_with_6110() {
     let acked = sent.iter().filter(|s| s.2).count();
     assert!(acked >= 150, "only {acked} acknowledged before the kill");
 
-    let p = spawn_gateway(&dir);
+    let p = spawn_gateway(&dir, &[]);
     let mut c = p.client().await;
     let mut done = 0i64;
     let mut done_count = 0i64;
@@ -366,7 +240,7 @@ async fn sigkill_mid_stream_leaves_a_balanced_ledger_that_agrees_with_6110() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_the_in_flight_request_and_exits_0() {
     let dir = temp_dir("dur-term");
-    let mut p = spawn_gateway(&dir);
+    let mut p = spawn_gateway(&dir, &[]);
     let (a, b) = setup(&p, 10_000).await;
     let mut c = p.client().await;
     let mut idle = p.client().await;
@@ -407,7 +281,7 @@ async fn sigterm_answers_the_in_flight_request_and_exits_0() {
     drop(p);
 
     // It was durable.
-    let p = spawn_gateway(&dir);
+    let p = spawn_gateway(&dir, &[]);
     let mut c = p.client().await;
     assert_eq!(balance(&mut c, &b).await.0, "12.34");
     assert_eq!(status_of(&mut c, "TERM-SER-1").await.as_deref(), Some("0"));

@@ -8,141 +8,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bankfep::client::{PlatformClient, Response};
 use bankfep::money::format_fen;
 use bankfep::rail::sim::{RailSim, SimFaults};
 use bankfep::rail::wire::RailStatus;
+use common::proc::*;
 use common::*;
 
 /// The bound account of the member.
 const BOUND: &str = "6217000000000000042";
-
-/// A gateway process.
-struct Proc {
-    child: Child,
-    platform: String,
-    core: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// Starts `bankfep serve` on `dir` with `--rail-addr rail` and `--config config` on free
-/// ports and waits (≤ 30 s) for `ready`; retries a few times in case a port was taken.
-fn spawn_gateway(dir: &Path, rail: &str, config: &Path) -> Proc {
-    for attempt in 0..5 {
-        let platform = format!("127.0.0.1:{}", free_port());
-        let core = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("stderr-{attempt}.log")))
-            .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--config")
-            .arg(config)
-            .args(["--platform-addr", &platform, "--core-addr", &core])
-            .args(["--rail-addr", rail])
-            .args(["--clock", CLOCK, "--receipt-key-hex", RECEIPT_KEY_HEX])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn bankfep");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let mut sent = false;
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        if !sent {
-                            let _ = tx.send(false);
-                        }
-                        return;
-                    }
-                    Ok(_) if !sent && line.trim() == "ready" => {
-                        sent = true;
-                        let _ = tx.send(true);
-                    }
-                    Ok(_) => {}
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(true) => {
-                return Proc {
-                    child,
-                    platform,
-                    core,
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-    panic!("bankfep did not become ready in {}", dir.display());
-}
-
-impl Proc {
-    async fn client(&self) -> PlatformClient {
-        PlatformClient::connect(&self.platform, None, 10_000)
-            .await
-            .expect("platform connect")
-    }
-    async fn core_client(&self) -> bankfep::client::CoreClient {
-        bankfep::client::CoreClient::connect(&self.core, None, 10_000)
-            .await
-            .expect("core connect")
-    }
-    /// SIGKILL and reap.
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-    /// SIGTERM; expects exit 0 within 20 s.
-    async fn stop(mut self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(st.success());
-        for _ in 0..400 {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                assert!(st.success(), "exit status {st:?}");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("gateway did not exit within 20 s of SIGTERM");
-    }
-}
 
 fn get(row: &[(String, String)], k: &str) -> String {
     row.iter()
@@ -229,7 +106,15 @@ async fn withdrawals_resolve_exactly_once_across_a_crash() {
     )
     .expect("write config");
 
-    let mut p = spawn_gateway(&dir, &rail, &config);
+    let mut p = spawn_gateway(
+        &dir,
+        &[
+            "--rail-addr",
+            &rail,
+            "--config",
+            config.to_str().expect("utf-8 path"),
+        ],
+    );
     let mut c = p.client().await;
     let mut core = p.core_client().await;
     let sub = open_sub(&mut c, "RC01", "冯三").await;
@@ -305,7 +190,15 @@ async fn withdrawals_resolve_exactly_once_across_a_crash() {
     assert!(unresolved > 0, "the kill found no chunk in flight");
 
     // Restart on the same store and rail; the unresolved chunks are resumed.
-    let p = spawn_gateway(&dir, &rail, &config);
+    let p = spawn_gateway(
+        &dir,
+        &[
+            "--rail-addr",
+            &rail,
+            "--config",
+            config.to_str().expect("utf-8 path"),
+        ],
+    );
     let mut c = p.client().await;
     let mut settled_sum = 0i64;
     let mut settled_n = 0usize;

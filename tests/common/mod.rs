@@ -3,6 +3,8 @@
 //! independent client in `bankfep::client`.
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
