@@ -102,6 +102,46 @@ impl ReturnCode {
     }
 }
 
+/// Checks that `schemas/return_codes.toml` has a message for every platform return code and
+/// every core result the gateway can answer; the name of the first missing one otherwise.
+/// Run at start-up, so a schema edit cannot leave a reply without its message.
+pub fn check_messages(rc: &crate::codec::schema::ReturnCodes) -> Result<(), String> {
+    for c in ReturnCode::ALL {
+        if rc.platform_message(c.as_str()).is_none() {
+            return Err(format!("return code {} has no message", c.as_str()));
+        }
+    }
+    for c in [
+        CoreResult::Accepted,
+        CoreResult::Malformed,
+        CoreResult::UnknownPayee,
+        CoreResult::Busy,
+    ] {
+        if rc.core_message(c.as_str()).is_none() {
+            return Err(format!("core result {} has no message", c.as_str()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_message_and_round_trips() {
+        let s = crate::codec::schema::Schemas::load_embedded().expect("schemas");
+        assert_eq!(check_messages(&s.return_codes), Ok(()));
+        for c in ReturnCode::ALL {
+            assert_eq!(ReturnCode::parse(c.as_str()), Some(c));
+            assert_eq!(c.as_str().len(), 6);
+        }
+        assert!(!ReturnCode::Busy.is_final());
+        assert!(!ReturnCode::Internal.is_final());
+        assert!(ReturnCode::Insufficient.is_final());
+    }
+}
+
 /// A bank-core link result code (PROTOCOL.md §2, reply record field "result", 4 characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoreResult {

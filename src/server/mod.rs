@@ -127,6 +127,7 @@ pub async fn start_with_store(
 ) -> Result<Running, StartError> {
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
+    crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
     let clock: Arc<dyn Clock> = match &config.clock {
         Some(s) => Arc::new(FixedClock(crate::clock::parse_fixed(s).ok_or_else(
             || StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into()),
