@@ -11,7 +11,7 @@ DIR=$(mktemp -d /tmp/bankfep-abuse-XXXXXX)
 "$BIN" serve --data-dir "$DIR" --platform-addr 127.0.0.1:$PP --core-addr 127.0.0.1:$CP \
   >"$DIR/stdout" 2>"$DIR/stderr" &
 GW=$!
-trap 'kill -TERM $GW 2>/dev/null; wait $GW 2>/dev/null; rm -rf "$DIR"' EXIT
+trap 'kill -TERM $GW 2>/dev/null; wait $GW 2>/dev/null; echo "gateway stderr: $(wc -l <"$DIR/stderr") lines, $(wc -c <"$DIR/stderr") bytes"; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 300); do grep -q ready "$DIR/stdout" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$DIR/stdout" || { echo "gateway not ready"; cat "$DIR/stderr"; exit 1; }
 case $MODE in
