@@ -1,4 +1,5 @@
-//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `dev-certs`, `rail-sim`.
+//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `abuse`, `dev-certs`,
+//! `rail-sim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,10 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
     },
+    /// Abusive peers against a running gateway: idle connections (memory per connection) or
+    /// a flood of malformed frames (slowdown of the normal load).
+    #[command(subcommand)]
+    Abuse(AbuseCmd),
     /// Write a throwaway CA, server and client certificates into DIR (try TLS in a minute).
     DevCerts {
         /// Output directory.
@@ -61,6 +66,66 @@ enum Cmd {
     /// listening, and on SIGTERM/SIGINT the balances (`account balance_fen`, sorted) and
     /// `settled N`.
     RailSim(RailSimArgs),
+}
+
+#[derive(Subcommand)]
+enum AbuseCmd {
+    /// Open N idle connections, hold them, and report how many the server closed and, with
+    /// --gateway-pid, the gateway's VmRSS before, while held and after (KiB).
+    Idle(AbuseIdleArgs),
+    /// Run the forced-transfer load alone, then while connections send malformed frames;
+    /// print both reports and the slowdown factors.
+    Flood(AbuseFloodArgs),
+}
+
+#[derive(clap::Args)]
+struct AbuseIdleArgs {
+    /// Platform link address.
+    #[arg(long, default_value = "127.0.0.1:7072")]
+    addr: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// How long to hold them once all are open, ms.
+    #[arg(long, default_value_t = 5000)]
+    hold_ms: u64,
+    /// The gateway's pid, to read its VmRSS from /proc/PID/status.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Send the first half (111 bytes) of a header on each connection instead of nothing.
+    #[arg(long, conflicts_with = "header_only")]
+    partial: bool,
+    /// Send a whole header announcing this many body bytes, and no body.
+    #[arg(long)]
+    header_only: Option<u64>,
+    /// Wait after closing them before the last VmRSS reading, ms.
+    #[arg(long, default_value_t = 1000)]
+    settle_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct AbuseFloodArgs {
+    /// Platform link address (load and flood).
+    #[arg(long, default_value = "127.0.0.1:7072")]
+    addr: String,
+    /// Bank-core link address (funds the load's sub-accounts).
+    #[arg(long, default_value = "127.0.0.1:7073")]
+    core_addr: String,
+    /// Connections sending malformed frames during the second run.
+    #[arg(long, default_value_t = 8)]
+    flood_connections: usize,
+    /// Longest the flood runs, ms (it stops when the flooded load run ends).
+    #[arg(long, default_value_t = 5000)]
+    duration_ms: u64,
+    /// Well-behaved load connections.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Forced transfers per load connection.
+    #[arg(long, default_value_t = 500)]
+    requests: usize,
+    /// Seed of the garbage bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -204,6 +269,7 @@ async fn run(cmd: Cmd) -> ExitCode {
                 }
             }
         }
+        Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
         Cmd::DevCerts { dir } => match bankfep::devcerts::write_dev_certs(&dir) {
             Ok(c) => {
@@ -271,6 +337,57 @@ async fn serve(a: ServeArgs) -> ExitCode {
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+async fn abuse(cmd: AbuseCmd) -> ExitCode {
+    use bankfep::tools::abuse;
+    match cmd {
+        AbuseCmd::Idle(a) => {
+            let kind = match (a.partial, a.header_only) {
+                (true, _) => abuse::IdleKind::HalfHeader,
+                (false, Some(len)) => abuse::IdleKind::HeaderOnly(len),
+                (false, None) => abuse::IdleKind::Silent,
+            };
+            let opts = abuse::IdleOptions {
+                addr: a.addr,
+                connections: a.connections,
+                hold_ms: a.hold_ms,
+                kind,
+                gateway_pid: a.gateway_pid,
+                settle_ms: a.settle_ms,
+                ..abuse::IdleOptions::default()
+            };
+            let report = abuse::run_idle(&opts).await;
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        AbuseCmd::Flood(a) => {
+            let opts = abuse::FloodOptions {
+                load: bankfep::tools::load::LoadOptions {
+                    platform_addr: a.addr,
+                    core_addr: a.core_addr,
+                    enterprise: bankfep::config::DEMO_ENTERPRISE.into(),
+                    master_account: bankfep::config::DEMO_MASTER_ACCOUNT.into(),
+                    connections: a.connections,
+                    requests_per_connection: a.requests,
+                    duration_ms: None,
+                },
+                flood_connections: a.flood_connections,
+                duration_ms: a.duration_ms,
+                seed: a.seed,
+            };
+            match abuse::run_flood(&opts).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("abuse flood: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 async fn rail_sim(a: RailSimArgs) -> ExitCode {
