@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bankfep::client::{CoreClient, PlatformClient};
 use bankfep::tools::abuse::{
     count_closed, open_fds, open_idle, start_flood, vm_rss_kib, IdleKind, Malformed,
 };
+use common::proc::spawn_gateway;
 use common::*;
 
 /// Idle connections the memory test holds.
@@ -25,87 +24,6 @@ const IDLE_CONNECTIONS: usize = 1_000;
 const IDLE_RSS_GROWTH_MAX_KIB: u64 = 24 * 1024;
 /// Open files this test process needs: the idle connections plus margin.
 const FDS_NEEDED: u64 = 2 * IDLE_CONNECTIONS as u64 + 256;
-
-/// A gateway process, killed on drop.
-struct Proc {
-    child: Child,
-    platform: String,
-    core: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// Starts `bankfep serve` on `dir` on free ports and waits (≤ 30 s) for `ready`; retries a
-/// few times in case a port picked was taken meanwhile.
-fn spawn_gateway(dir: &Path) -> Proc {
-    for attempt in 0..5 {
-        let platform = format!("127.0.0.1:{}", free_port());
-        let core = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.join(format!("stderr-{attempt}.log"))).expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--platform-addr", &platform, "--core-addr", &core])
-            .args(["--clock", CLOCK, "--receipt-key-hex", RECEIPT_KEY_HEX])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn bankfep");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let mut sent = false;
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        if !sent {
-                            let _ = tx.send(false);
-                        }
-                        return;
-                    }
-                    Ok(_) if !sent && line.trim() == "ready" => {
-                        sent = true;
-                        let _ = tx.send(true);
-                    }
-                    Ok(_) => {}
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(true) => {
-                return Proc {
-                    child,
-                    platform,
-                    core,
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-    panic!("bankfep did not become ready in {}", dir.display());
-}
 
 /// The soft and hard `Max open files` of this process.
 fn nofile_limits() -> (u64, u64) {
@@ -192,7 +110,11 @@ async fn well_behaved_round(c: &mut PlatformClient, core: &mut CoreClient, tag: 
 async fn thousand_idle_connections_bounded_memory_all_kept_and_others_served() {
     ensure_fd_limit();
     let dir = temp_dir("abuse-idle");
-    let gw = spawn_gateway(&dir);
+    // All idle connections come from 127.0.0.1: lift the per-peer cap (default 256) to the
+    // listener cap so that this test measures memory, not the per-peer limit.
+    let config = dir.join("bankfep.toml");
+    std::fs::write(&config, "[limits]\nconnections_per_peer_max = 1024\n").expect("config");
+    let gw = spawn_gateway(&dir, &["--config", config.to_str().expect("utf-8 path")]);
     let pid = gw.child.id();
 
     // Warm up (store, schemas, writer, allocator arenas) so the baseline is a serving gateway.

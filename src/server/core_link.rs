@@ -38,7 +38,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut 
             }
             ReadOutcome::Bad(PrefixError::Io(_)) | ReadOutcome::Closed => return,
             ReadOutcome::Bad(e) => {
-                tracing::info!(error = ?e, "untrusted core frame; answered 1001 and closed");
+                tracing::debug!(error = ?e, "untrusted core frame; answered 1001 and closed");
                 let _ = stream
                     .write_all(&reply_frame(&shared, "", CoreResult::Malformed))
                     .await;
@@ -144,7 +144,7 @@ async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
         .ok()
         .and_then(|r| parse_notice(&r));
     let Some(notice) = notice else {
-        tracing::info!(len = rec.len(), "malformed 6920 record; answered 1001");
+        tracing::debug!(len = rec.len(), "malformed 6920 record; answered 1001");
         return reply_frame(shared, &serial, CoreResult::Malformed);
     };
     let (tx, rx) = oneshot::channel();

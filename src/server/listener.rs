@@ -74,6 +74,50 @@ pub fn core_admitted(tls: &TlsListener, identity: Option<&str>) -> bool {
     identity.is_some_and(|id| tls.clients.iter().any(|c| c.identity == id))
 }
 
+/// Lets a log line through at most once per `every_ms` and counts what it held back, so a
+/// peer that provokes the same event thousands of times a second cannot flood the log.
+pub struct LogGate {
+    every_ms: u64,
+    last_ms: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogGate {
+    /// A gate letting one line through per `every_ms`.
+    pub const fn new(every_ms: u64) -> LogGate {
+        LogGate {
+            every_ms,
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now (`n` = lines held back since the last one).
+    pub fn pass(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let last = self.last_ms.load(Relaxed);
+        if now.saturating_sub(last) >= self.every_ms
+            && self
+                .last_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Relaxed));
+        }
+        self.suppressed.fetch_add(1, Relaxed);
+        None
+    }
+}
+
+static ACCEPT_FAILED: LogGate = LogGate::new(1_000);
+static CAP_REACHED: LogGate = LogGate::new(1_000);
+static PEER_CAP_REACHED: LogGate = LogGate::new(1_000);
+static HANDSHAKE_FAILED: LogGate = LogGate::new(1_000);
+
 /// Counts open connections per peer IP; the guard gives the place back on drop.
 #[derive(Default)]
 struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
@@ -170,18 +214,25 @@ async fn accept_loop(
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        // Typically EMFILE: back off instead of spinning, log at most 1/s.
+                        if let Some(held) = ACCEPT_FAILED.pass() {
+                            tracing::warn!(error = %e, suppressed = held, "accept failed");
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "connection cap reached; closing new connection");
+                    if let Some(held) = CAP_REACHED.pass() {
+                        tracing::warn!(%peer, suppressed = held, "connection cap reached; closing new connection");
+                    }
                     drop(stream);
                     continue;
                 };
                 let Some(peer_guard) = peers.try_take(peer.ip(), limits.connections_per_peer_max) else {
-                    tracing::warn!(%peer, "per-peer connection cap reached; closing new connection");
+                    if let Some(held) = PEER_CAP_REACHED.pass() {
+                        tracing::warn!(%peer, suppressed = held, "per-peer connection cap reached; closing new connection");
+                    }
                     drop(stream);
                     continue;
                 };
@@ -219,8 +270,16 @@ async fn accept_loop(
                                         Link::Core => tracing::warn!(%peer, "core client certificate not admitted; closed"),
                                     }
                                 }
-                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                                Ok(Err(e)) => {
+                                    if let Some(held) = HANDSHAKE_FAILED.pass() {
+                                        tracing::info!(%peer, error = %e, suppressed = held, "TLS handshake failed");
+                                    }
+                                }
+                                Err(_) => {
+                                    if let Some(held) = HANDSHAKE_FAILED.pass() {
+                                        tracing::info!(%peer, suppressed = held, "TLS handshake timed out");
+                                    }
+                                }
                             }
                         }
                         _ => serve(shared, link, stream).await,
@@ -241,5 +300,20 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
     match link {
         Link::Platform => super::platform::handle(shared, stream, Access::Any).await,
         Link::Core => super::core_link::handle(shared, stream).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_gate_lets_one_line_through_per_period() {
+        let g = LogGate::new(60_000);
+        assert_eq!(g.pass(), Some(0));
+        assert_eq!(g.pass(), None);
+        assert_eq!(g.pass(), None);
+        let open = LogGate::new(0);
+        assert_eq!(open.pass(), Some(0));
     }
 }

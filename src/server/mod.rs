@@ -110,6 +110,44 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The soft limit on open files of this process, from Linux's `/proc/self/limits`; `None`
+/// when unlimited or unreadable.
+pub fn open_files_soft_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Open files kept aside for the store, logs, and the process itself.
+const FD_RESERVE: u64 = 64;
+
+/// Lowers `limits.connections_max` so that every listener can reach its cap within the open
+/// file limit `soft` (each connection is one descriptor; the rail uses up to
+/// `rail_inflight_max` more). Returns the new cap when it had to be lowered. Without this,
+/// accept fails with EMFILE before the cap is reached and new clients wait unserved.
+pub fn fit_connection_cap(config: &mut Config, soft: u64) -> Option<usize> {
+    let listeners = [
+        config.platform_addr.is_some(),
+        config.core_addr.is_some(),
+        config.platform_tls.is_some(),
+        config.core_tls.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count() as u64;
+    if listeners == 0 {
+        return None;
+    }
+    let spare = soft.saturating_sub(FD_RESERVE + config.rail.inflight_max as u64);
+    let fit = usize::try_from((spare / listeners).max(1)).unwrap_or(usize::MAX);
+    if fit < config.limits.connections_max {
+        config.limits.connections_max = fit;
+        config.limits.connections_per_peer_max = config.limits.connections_per_peer_max.min(fit);
+        return Some(fit);
+    }
+    None
+}
+
 /// Opens the embedded store under `config.data_dir`, provisions the tenants, starts the
 /// writer and every configured listener. Prints nothing; `serve` prints `ready`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
@@ -122,9 +160,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// As [`start`], over any [`Store`].
 pub async fn start_with_store(
-    config: Config,
+    mut config: Config,
     mut store: Box<dyn Store>,
 ) -> Result<Running, StartError> {
+    if let Some(soft) = open_files_soft_limit() {
+        if let Some(cap) = fit_connection_cap(&mut config, soft) {
+            tracing::warn!(
+                open_files_limit = soft,
+                connections_max = cap,
+                "open-file limit too low for the configured connection cap; cap lowered (raise `ulimit -n` to restore it)"
+            );
+        }
+    }
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -281,4 +328,28 @@ pub async fn start_with_store(
         running.tasks.push(t);
     }
     Ok(running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_cap_fits_the_open_file_limit() {
+        let mut c = Config::default();
+        // Two listeners, 1,024 each, 16 rail slots, 64 reserved: 2,128 files are enough.
+        assert_eq!(fit_connection_cap(&mut c, 4_096), None);
+        assert_eq!(c.limits.connections_max, 1_024);
+        assert_eq!(fit_connection_cap(&mut c, 1_024), Some(472));
+        assert_eq!(c.limits.connections_max, 472);
+        assert!(c.limits.connections_per_peer_max <= 472);
+        assert_eq!(fit_connection_cap(&mut c, 10), Some(1));
+    }
+
+    #[test]
+    fn reads_this_process_limit() {
+        if std::path::Path::new("/proc/self/limits").exists() {
+            assert!(open_files_soft_limit().is_some_and(|n| n > 0));
+        }
+    }
 }

@@ -50,7 +50,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ReadOutcome::Bad(FrameError::Io(_)) | ReadOutcome::Closed => return,
             ReadOutcome::Bad(e) => {
-                tracing::info!(error = ?e, "untrusted platform frame; answered YQ9977 and closed");
+                tracing::debug!(error = ?e, "untrusted platform frame; answered YQ9977 and closed");
                 let mut header = [b' '; HEADER_LEN];
                 if let Some(h) = buf.get(..HEADER_LEN) {
                     header.copy_from_slice(h);
@@ -113,7 +113,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
         Ok(h) => h,
         Err(HeaderFault::MissingSerial) => return refuse(ReturnCode::InvalidField),
         Err(fault) => {
-            tracing::info!(?fault, "bad request header");
+            tracing::debug!(?fault, "bad request header");
             return refuse(ReturnCode::Malformed);
         }
     };
@@ -134,21 +134,21 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
     let body = match xml::parse_body(&text, h.charset, &limits) {
         Ok(b) => b,
         Err(e) => {
-            tracing::info!(tx = %h.tx_code, error = ?e, "bad XML body");
+            tracing::debug!(tx = %h.tx_code, error = ?e, "bad XML body");
             return refuse(ReturnCode::Malformed);
         }
     };
     let fields = match request::validate_request(schema, &body, h.charset) {
         Ok(f) => f,
         Err(fault) => {
-            tracing::info!(tx = %h.tx_code, field = %fault.field, reason = fault.reason, "invalid field");
+            tracing::debug!(tx = %h.tx_code, field = %fault.field, reason = fault.reason, "invalid field");
             return refuse(ReturnCode::InvalidField);
         }
     };
     let cmd = match crate::msg::to_command(&h.tx_code, &fields) {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
-            tracing::info!(tx = %h.tx_code, field = e.field, reason = e.reason, "invalid field");
+            tracing::debug!(tx = %h.tx_code, field = e.field, reason = e.reason, "invalid field");
             return refuse(ReturnCode::InvalidField);
         }
         None => return refuse(ReturnCode::Unsupported),

@@ -190,7 +190,9 @@ impl Decoder for A001Codec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, FrameError> {
         let needed = self.bytes_needed(src)?;
         if needed > 0 {
-            src.reserve(needed);
+            // Reserve at most 64 KiB ahead: a header announcing up to `body_max` bytes must not
+            // reserve them all before they arrive (the buffer grows as bytes come).
+            src.reserve(needed.min(64 * 1024));
             return Ok(None);
         }
         let mut header = [0u8; HEADER_LEN];
