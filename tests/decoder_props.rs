@@ -16,8 +16,8 @@ use bankfep::codec::schema::Schemas;
 use bankfep::codec::xml::{parse_body, XmlLimits};
 use bankfep::ledger::NoticeReq;
 use bankfep::rail::wire::{
-    decode_reply, decode_request, encode_reply, encode_request, RailReply, RailRequest,
-    RailStatus, TradeCode, AMOUNT_MAX_FEN,
+    decode_reply, decode_request, encode_reply, encode_request, RailReply, RailRequest, RailStatus,
+    TradeCode, AMOUNT_MAX_FEN,
 };
 use bankfep::server::core_link::parse_notice;
 use bankfep::tools::fuzz;
@@ -56,12 +56,58 @@ fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 // ---- XML-ish text ------------------------------------------------------------------------
 
 const TOKENS: &[&str] = &[
-    "<", ">", "/", "</", "/>", "Result", "Row", "List", "&amp;", "&lt;", "&#x41;", "&#0;",
-    "&bogus;", "&", "<!DOCTYPE Result [<!ENTITY x \"y\">]>", "<!DOCTYPE", "<?xml version=\"1.0\" encoding=\"GBK\"?>",
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<?xml", "?>", "<![CDATA[", "]]>", "<!--", "-->",
-    " ", "\r\n", "\t", "=", "\"", "'", "0", "1", "2", "9", "12", ".", "-", "1234.50",
-    "20261123", "张三", "平安银行", "\u{3000}", "€", "😀", "\u{feff}", "SubAcctNo",
-    "TranAmt", "OrderNo", "FunctionFlag", "MemberName", "PageNum", "StartDate",
+    "<",
+    ">",
+    "/",
+    "</",
+    "/>",
+    "Result",
+    "Row",
+    "List",
+    "&amp;",
+    "&lt;",
+    "&#x41;",
+    "&#0;",
+    "&bogus;",
+    "&",
+    "<!DOCTYPE Result [<!ENTITY x \"y\">]>",
+    "<!DOCTYPE",
+    "<?xml version=\"1.0\" encoding=\"GBK\"?>",
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+    "<?xml",
+    "?>",
+    "<![CDATA[",
+    "]]>",
+    "<!--",
+    "-->",
+    " ",
+    "\r\n",
+    "\t",
+    "=",
+    "\"",
+    "'",
+    "0",
+    "1",
+    "2",
+    "9",
+    "12",
+    ".",
+    "-",
+    "1234.50",
+    "20261123",
+    "张三",
+    "平安银行",
+    "\u{3000}",
+    "€",
+    "😀",
+    "\u{feff}",
+    "SubAcctNo",
+    "TranAmt",
+    "OrderNo",
+    "FunctionFlag",
+    "MemberName",
+    "PageNum",
+    "StartDate",
 ];
 
 fn xmlish() -> impl Strategy<Value = String> {
@@ -82,10 +128,35 @@ fn field_names() -> Vec<String> {
 }
 
 const VALUES: &[&str] = &[
-    "", "1", "2", "3", "01", "73", "0", "-1", "0.01", "1234.5", "1234.567", "1e5",
-    "999999999999.99", "9999999999999", "20261123", "20230229", "00000101", "1000000000000001",
-    "6222000000000000001", "M001", "ORD-1", "张三", "平安银行股份有限公司", "a&amp;b",
-    "&#x4E09;", "😀", "\u{3000}张三 ", "999999999", "1000000000",
+    "",
+    "1",
+    "2",
+    "3",
+    "01",
+    "73",
+    "0",
+    "-1",
+    "0.01",
+    "1234.5",
+    "1234.567",
+    "1e5",
+    "999999999999.99",
+    "9999999999999",
+    "20261123",
+    "20230229",
+    "00000101",
+    "1000000000000001",
+    "6222000000000000001",
+    "M001",
+    "ORD-1",
+    "张三",
+    "平安银行股份有限公司",
+    "a&amp;b",
+    "&#x4E09;",
+    "😀",
+    "\u{3000}张三 ",
+    "999999999",
+    "1000000000",
 ];
 
 /// A `<Result>` body whose children are schema field names with plausible or hostile
@@ -179,20 +250,22 @@ fn rail_request() -> impl Strategy<Value = RailRequest> {
         1..=AMOUNT_MAX_FEN,
         gbk_text(60),
     )
-        .prop_map(|(trade, id, payer, payee, name, bank, fen, memo)| RailRequest {
-            trade,
-            instruction_id: id,
-            payer_acct: payer,
-            payee_acct: payee,
-            payee_name: name,
-            payee_bank: if trade == TradeCode::SameBank {
-                String::new()
-            } else {
-                bank
+        .prop_map(
+            |(trade, id, payer, payee, name, bank, fen, memo)| RailRequest {
+                trade,
+                instruction_id: id,
+                payer_acct: payer,
+                payee_acct: payee,
+                payee_name: name,
+                payee_bank: if trade == TradeCode::SameBank {
+                    String::new()
+                } else {
+                    bank
+                },
+                amount_fen: fen,
+                memo,
             },
-            amount_fen: fen,
-            memo,
-        });
+        );
     prop_oneof![
         4 => transfer,
         1 => instruction_id().prop_map(|id| RailRequest::query(&id)),
@@ -457,5 +530,38 @@ fn fuzz_regressions_replay() {
             replayed += 1;
         }
     }
-    assert!(replayed > 0, "no regression inputs under {}", root.display());
+    assert!(
+        replayed > 0,
+        "no regression inputs under {}",
+        root.display()
+    );
+}
+
+// ---- named regressions (one per fuzz finding; the inputs are in fuzz/regressions/) -------
+
+/// notice_6920, year 0000: a 6920 notice dated `0000MMdd` passed chrono's calendar check
+/// (proleptic year 0 exists there) and was accepted with accounting date `MMdd`.
+#[test]
+fn regression_notice_year_0000_refused() {
+    for date in ["00000101", "00001104", "00000229"] {
+        let framed = build_notice(
+            "FXCORE0001",
+            "IBPS",
+            date,
+            "093000",
+            "6222000000000000001",
+            100,
+            "6217000000000000001",
+            "张三",
+            "102100099996",
+            "",
+        )
+        .expect("notice builds");
+        let rec = decode_record(&schemas().notice, &framed[8..]).expect("390 bytes");
+        assert_eq!(parse_notice(&rec), None, "{date}");
+        fuzz::notice_6920(schemas(), &framed);
+    }
+    let found = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/notice_6920/crash-year-0000-accounting-date");
+    fuzz::notice_6920(schemas(), &std::fs::read(found).expect("regression input"));
 }

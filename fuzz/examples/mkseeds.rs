@@ -22,11 +22,41 @@ fn main() {
         message: message.into(),
     };
     let replies = [
-        reply(TradeCode::Ibps, "WD20261123000001-1", RailStatus::Settled, "", "已入账 settled"),
-        reply(TradeCode::SameBank, "WD20261123000002-1", RailStatus::Pending, "", ""),
-        reply(TradeCode::Ibps, "WD20261123000003-2", RailStatus::Failed, "RJ03", "超过单笔限额"),
-        reply(TradeCode::Query, "WD20261123000004-1", RailStatus::Failed, "RJ04", "no such instruction"),
-        reply(TradeCode::Query, "AUTH-6240-0001", RailStatus::Settled, "", "ok"),
+        reply(
+            TradeCode::Ibps,
+            "WD20261123000001-1",
+            RailStatus::Settled,
+            "",
+            "已入账 settled",
+        ),
+        reply(
+            TradeCode::SameBank,
+            "WD20261123000002-1",
+            RailStatus::Pending,
+            "",
+            "",
+        ),
+        reply(
+            TradeCode::Ibps,
+            "WD20261123000003-2",
+            RailStatus::Failed,
+            "RJ03",
+            "超过单笔限额",
+        ),
+        reply(
+            TradeCode::Query,
+            "WD20261123000004-1",
+            RailStatus::Failed,
+            "RJ04",
+            "no such instruction",
+        ),
+        reply(
+            TradeCode::Query,
+            "AUTH-6240-0001",
+            RailStatus::Settled,
+            "",
+            "ok",
+        ),
     ];
     let transfer = |trade, id: &str, bank: &str, fen, name: &str, memo: &str| RailRequest {
         trade,
@@ -39,9 +69,30 @@ fn main() {
         memo: memo.into(),
     };
     let requests = [
-        transfer(TradeCode::Ibps, "WD20261123000001-1", "102100099996", 4_000_000, "张三", "提现 withdrawal"),
-        transfer(TradeCode::SameBank, "WD20261123000002-1", "", 12_000_000, "李四有限公司", ""),
-        transfer(TradeCode::Ibps, "AUTH-6240-0001", "313100000013", 1, "王五", "小额鉴权"),
+        transfer(
+            TradeCode::Ibps,
+            "WD20261123000001-1",
+            "102100099996",
+            4_000_000,
+            "张三",
+            "提现 withdrawal",
+        ),
+        transfer(
+            TradeCode::SameBank,
+            "WD20261123000002-1",
+            "",
+            12_000_000,
+            "李四有限公司",
+            "",
+        ),
+        transfer(
+            TradeCode::Ibps,
+            "AUTH-6240-0001",
+            "313100000013",
+            1,
+            "王五",
+            "小额鉴权",
+        ),
         RailRequest::query("WD20261123000001-1"),
     ];
     let mut n = 0;
@@ -52,10 +103,16 @@ fn main() {
         n += 2;
     };
     for (i, r) in replies.iter().enumerate() {
-        write(format!("reply-{i}"), &encode_reply(&s, r).expect("reply encodes"));
+        write(
+            format!("reply-{i}"),
+            &encode_reply(&s, r).expect("reply encodes"),
+        );
     }
     for (i, r) in requests.iter().enumerate() {
-        write(format!("request-{i}"), &encode_request(&s, r).expect("request encodes"));
+        write(
+            format!("request-{i}"),
+            &encode_request(&s, r).expect("request encodes"),
+        );
     }
     println!("{n} rail seeds in {}", dir.display());
 }

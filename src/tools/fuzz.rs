@@ -23,8 +23,8 @@ use crate::codec::schema::{FieldKind, Schemas};
 use crate::codec::xml::{parse_body, XmlLimits};
 use crate::msg;
 use crate::rail::wire::{
-    decode_reply, decode_request, encode_reply, encode_request, is_instruction_id,
-    is_reject_code, peek_request_key, RailStatus, TradeCode,
+    decode_reply, decode_request, encode_reply, encode_request, is_instruction_id, is_reject_code,
+    peek_request_key, RailStatus, TradeCode,
 };
 use crate::server::core_link::{parse_notice, CORE_RECORD_MAX};
 use crate::wire::a001::{check_request_header, A001Codec, HEADER_LEN};
@@ -90,7 +90,10 @@ pub fn a001_frame(s: &Schemas, data: &[u8]) {
         .min(data.len());
     let (a, b) = data.split_at(split);
     let parts = a001_frames(&[a, b]);
-    assert_eq!(whole, parts, "A001 framing depends on the read split at {split}");
+    assert_eq!(
+        whole, parts,
+        "A001 framing depends on the read split at {split}"
+    );
     for f in &whole.0 {
         let announced = std::str::from_utf8(&f.header[30..40])
             .ok()
@@ -176,7 +179,10 @@ fn check_value(code: &str, name: &str, kind: FieldKind, max: usize, v: &Value, c
         (FieldKind::Int, Value::Int(n)) => (1..=999_999_999).contains(n),
         _ => false,
     };
-    assert!(ok, "{code}: field {name} validated to {v:?}, not a {kind:?}");
+    assert!(
+        ok,
+        "{code}: field {name} validated to {v:?}, not a {kind:?}"
+    );
 }
 
 /// The bank-core link (§2): `data` through [`PrefixedCodec`] (cap [`CORE_RECORD_MAX`]),
@@ -269,7 +275,11 @@ fn rail_record(s: &Schemas, rec: &[u8]) {
             RailStatus::Settled | RailStatus::Pending => assert!(r.reject_code.is_empty()),
         }
         if let Ok(again) = encode_reply(s, &r) {
-            assert_eq!(decode_reply(s, &again).ok(), Some(r), "rail reply round trip");
+            assert_eq!(
+                decode_reply(s, &again).ok(),
+                Some(r),
+                "rail reply round trip"
+            );
         }
     }
     let peeked = peek_request_key(rec);
@@ -283,7 +293,11 @@ fn rail_record(s: &Schemas, rec: &[u8]) {
             assert!((1..=crate::rail::wire::AMOUNT_MAX_FEN).contains(&r.amount_fen));
         }
         if let Ok(again) = encode_request(s, &r) {
-            assert_eq!(decode_request(s, &again).ok(), Some(r), "rail request round trip");
+            assert_eq!(
+                decode_request(s, &again).ok(),
+                Some(r),
+                "rail request round trip"
+            );
         }
     }
 }
