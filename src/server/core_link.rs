@@ -91,13 +91,15 @@ fn serial_of(rec: &[u8]) -> String {
     }
 }
 
+/// A `yyyyMMdd` accounting date that exists in the calendar, year 0001-9999 (as the
+/// platform link's `parse_date`): chrono alone would also accept year 0000.
 fn valid_date(d: u64) -> bool {
     let (y, m, day) = (
         (d / 10_000) as i32,
         ((d / 100) % 100) as u32,
         (d % 100) as u32,
     );
-    chrono::NaiveDate::from_ymd_opt(y, m, day).is_some()
+    y >= 1 && chrono::NaiveDate::from_ymd_opt(y, m, day).is_some()
 }
 
 fn valid_time(t: &str) -> bool {
@@ -161,4 +163,45 @@ async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
         _ => CoreResult::Busy,
     };
     reply_frame(shared, &serial, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::schema::Schemas;
+
+    fn notice(date: &str) -> Vec<u8> {
+        crate::client::build_notice(
+            "FXCORE0001",
+            "IBPS",
+            date,
+            "093000",
+            "6222000000000000001",
+            100,
+            "6217000000000000001",
+            "张三",
+            "102100099996",
+            "",
+        )
+        .expect("notice builds")
+    }
+
+    #[test]
+    fn accounting_dates() {
+        let s = Schemas::load_embedded().expect("schemas");
+        let parse = |date: &str| {
+            let framed = notice(date);
+            let rec = decode_record(&s.notice, &framed[8..]).expect("390 bytes");
+            parse_notice(&rec).map(|n| n.acct_date)
+        };
+        assert_eq!(parse("20261123"), Some(20_261_123));
+        assert_eq!(parse("00010101"), Some(10_101));
+        assert_eq!(parse("20240229"), Some(20_240_229));
+        assert_eq!(parse("20230229"), None);
+        assert_eq!(parse("20261301"), None);
+        // Found by the notice_6920 fuzz target (fuzz/regressions/notice_6920/): year 0000
+        // passed chrono's calendar check and was booked with accounting date 101.
+        assert_eq!(parse("00000101"), None);
+        assert_eq!(parse("00001104"), None);
+    }
 }
