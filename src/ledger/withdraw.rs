@@ -11,7 +11,7 @@
 use super::decide::{member_sub, plain_status, positive, Book, Ctx, Decision, Facts};
 use super::{
     BindReq, Binding, BookingType, ConfirmBindReq, Instruction, InstructionKind, InstructionState,
-    LedgerState, Posting, RailOutcome, Side, SubStatus, UnbindReq, WithdrawReq, Withdrawal,
+    LedgerState, Posting, RailOutcome, Side, UnbindReq, WithdrawReq, Withdrawal,
 };
 use crate::codec::charset::gbk_prefix;
 use crate::codes::ReturnCode;
@@ -437,12 +437,4 @@ pub fn status(facts: &Facts) -> Result<Decision, ReturnCode> {
             .collect(),
     );
     Ok(d)
-}
-
-/// `true` when the sub-account may receive a refund (always: closing requires no chunk in
-/// flight, so a refunded chunk's sub-account is open).
-pub fn refundable(state: &LedgerState, sub_id: i64) -> bool {
-    state
-        .sub(sub_id)
-        .is_some_and(|s| s.status == SubStatus::Open || s.chunks_in_flight > 0)
 }
