@@ -225,6 +225,8 @@ impl Writer {
         let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
         let mut undo: Vec<Undo> = Vec::new();
         let mut dirty = Dirty::default();
+        // Snapshots are answered after the commit, so they never show uncommitted state.
+        let mut snapshots = Vec::new();
         if let Err(e) = self.store.begin() {
             tracing::error!(error = %e, "cannot begin batch");
             for job in batch.drain(..) {
@@ -234,17 +236,16 @@ impl Writer {
         }
         for job in batch.drain(..) {
             match job {
-                Job::Snapshot(tx) => {
-                    let check = invariants::check_state(&self.state);
-                    let _ = tx.send((self.state.clone(), check));
-                }
+                Job::Snapshot(tx) => snapshots.push(tx),
                 Job::Platform(p) => {
-                    let mark = undo.len();
+                    let (mark, sent) = (undo.len(), dirty.instructions.len());
                     let reply =
                         self.in_savepoint(|w| w.platform(&p, &stamp, &mut undo, &mut dirty));
                     let reply = reply.unwrap_or_else(|e| {
                         tracing::error!(error = %e, "request failed in store; answered YQ9999");
                         self.state.rollback(&mut undo, mark);
+                        // Its instructions were rolled back with it: they must never be sent.
+                        dirty.instructions.truncate(sent);
                         self.error_reply(ReturnCode::Internal)
                     });
                     pending.push(Pending::Platform(p.reply, reply));
@@ -290,8 +291,10 @@ impl Writer {
                     }
                 }
             }
+            self.answer_snapshots(snapshots);
             return;
         }
+        self.answer_snapshots(snapshots);
         if let Some(out) = &self.ctx.instructions {
             for i in dirty.instructions.drain(..) {
                 let _ = out.send(i);
@@ -309,6 +312,16 @@ impl Writer {
                     let _ = tx.send(r);
                 }
             }
+        }
+    }
+
+    fn answer_snapshots(
+        &self,
+        snapshots: Vec<oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>>,
+    ) {
+        for tx in snapshots {
+            let check = invariants::check_state(&self.state);
+            let _ = tx.send((self.state.clone(), check));
         }
     }
 

@@ -4,158 +4,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bankfep::client::PlatformClient;
-use bankfep::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
-use bankfep::ledger::state::Counters;
-use bankfep::ledger::{Instruction, Master, SubAccount, Withdrawal};
 use bankfep::store::sqlite::SqliteStore;
-use bankfep::store::{Store, StoreError, StoredRequest};
+use common::hooked::{Gate, HookedStore};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A gate the test closes and opens; `commit` waits while it is closed.
-#[derive(Default)]
-struct Gate {
-    closed: Mutex<bool>,
-    cv: Condvar,
-    /// Commits currently waiting at the gate.
-    waiting: AtomicUsize,
-}
-
-impl Gate {
-    fn set(&self, closed: bool) {
-        *self.closed.lock().expect("gate") = closed;
-        self.cv.notify_all();
-    }
-    fn pass(&self) {
-        let mut closed = self.closed.lock().expect("gate");
-        if !*closed {
-            return;
-        }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        // Bounded: a failed test must not hang the writer forever.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while *closed && std::time::Instant::now() < deadline {
-            closed = self
-                .cv
-                .wait_timeout(closed, Duration::from_millis(100))
-                .expect("gate")
-                .0;
-        }
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The SQLite store, with a commit that waits at the gate.
-struct GatedStore {
-    inner: SqliteStore,
-    gate: Arc<Gate>,
-}
-
-impl Store for GatedStore {
-    fn load(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError> {
-        self.inner.load()
-    }
-    fn provision_master(&mut self, e: &str, acct: &str) -> Result<(), StoreError> {
-        self.inner.provision_master(e, acct)
-    }
-    fn receipt_secret(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.inner.receipt_secret(fresh)
-    }
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.inner.begin()
-    }
-    fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.inner.savepoint()
-    }
-    fn release(&mut self) -> Result<(), StoreError> {
-        self.inner.release()
-    }
-    fn rollback_to(&mut self) -> Result<(), StoreError> {
-        self.inner.rollback_to()
-    }
-    fn commit(&mut self) -> Result<(), StoreError> {
-        self.gate.pass();
-        self.inner.commit()
-    }
-    fn rollback(&mut self) -> Result<(), StoreError> {
-        self.inner.rollback()
-    }
-    fn request(&mut self, e: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError> {
-        self.inner.request(e, serial)
-    }
-    fn order_used(&mut self, e: &str, order_no: &str) -> Result<bool, StoreError> {
-        self.inner.order_used(e, order_no)
-    }
-    fn notice_seen(&mut self, bank_serial: &str) -> Result<bool, StoreError> {
-        self.inner.notice_seen(bank_serial)
-    }
-    fn credit(&mut self, seq: &str) -> Result<Option<CreditRow>, StoreError> {
-        self.inner.credit(seq)
-    }
-    fn entries_page(
-        &mut self,
-        sub_id: i64,
-        start: u32,
-        end: u32,
-        page: u32,
-        rows: u32,
-    ) -> Result<(u64, Vec<Entry>), StoreError> {
-        self.inner.entries_page(sub_id, start, end, page, rows)
-    }
-    fn credits_page(
-        &mut self,
-        master_ids: &[i64],
-        start: u32,
-        end: u32,
-        page: u32,
-        rows: u32,
-    ) -> Result<(u64, Vec<CreditRow>), StoreError> {
-        self.inner.credits_page(master_ids, start, end, page, rows)
-    }
-    fn receipt(&mut self, seq: &str) -> Result<Option<ReceiptRow>, StoreError> {
-        self.inner.receipt(seq)
-    }
-    fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
-        self.inner.instruction(id)
-    }
-    fn withdrawal(
-        &mut self,
-        seq: &str,
-    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
-        self.inner.withdrawal(seq)
-    }
-    fn withdrawal_by_serial(
-        &mut self,
-        e: &str,
-        serial: &str,
-    ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError> {
-        self.inner.withdrawal_by_serial(e, serial)
-    }
-    fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
-        self.inner.unresolved_instructions()
-    }
-    fn append(&mut self, e: &str, seq: Option<&str>, w: &Writes) -> Result<(), StoreError> {
-        self.inner.append(e, seq, w)
-    }
-    fn record_request(&mut self, r: &StoredRequest) -> Result<(), StoreError> {
-        self.inner.record_request(r)
-    }
-    fn write_accounts(
-        &mut self,
-        masters: &[&Master],
-        subs: &[&SubAccount],
-    ) -> Result<(), StoreError> {
-        self.inner.write_accounts(masters, subs)
-    }
-    fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError> {
-        self.inner.save_counters(c)
-    }
-}
 
 fn transfer_fields<'a>(a: &'a str, b: &'a str, order: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -172,10 +29,7 @@ fn transfer_fields<'a>(a: &'a str, b: &'a str, order: &'a str) -> Vec<(&'a str, 
 async fn a_full_queue_is_refused_with_yq9971_and_a_retry_is_processed() {
     let dir = temp_dir("limits-queue");
     let gate = Arc::new(Gate::default());
-    let store = GatedStore {
-        inner: SqliteStore::open(&dir).expect("store"),
-        gate: gate.clone(),
-    };
+    let store = HookedStore::new(SqliteStore::open(&dir).expect("store"), gate.clone());
     let mut cfg = test_config(dir.clone());
     cfg.queue_max = 2;
     cfg.batch_max = 1;

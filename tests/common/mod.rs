@@ -3,6 +3,7 @@
 //! independent client in `bankfep::client`.
 #![allow(dead_code)]
 
+pub mod hooked;
 pub mod proc;
 
 use std::path::PathBuf;
