@@ -1,23 +1,38 @@
 //! Gateway configuration: the defaults of PROTOCOL.md §4, an optional TOML file
 //! (`serve --config FILE`), and command-line flags, which override both.
 //!
-//! Example file (every key optional):
+//! Example file (every key optional; `bankfep dev-certs DIR` writes a working TLS one):
 //! ```toml
 //! data_dir = "./data"
 //! platform_addr = "127.0.0.1:7072"
 //! core_addr = "127.0.0.1:7073"
+//!
 //! [[tenants]]
 //! enterprise_code = "DEMOPLATFORM00000001"
 //! master_accounts = ["6222000000000000001"]
+//!
 //! [platform_tls]
 //! addr = "127.0.0.1:7443"
 //! cert = "certs/server.pem"
 //! key = "certs/server.key"
-//! client_ca = "certs/ca.pem"      # optional: require client certificates
+//! client_ca = "certs/ca.pem"          # require client certificates (mutual TLS)
+//! [[platform_tls.clients]]            # which enterprise codes each certificate may use
+//! identity = "DEMOPLATFORM00000001"   # the certificate's subject CN
+//! enterprises = ["DEMOPLATFORM00000001"]
+//!
+//! [rail]
+//! addr = "10.0.0.5:7001"              # absent: the built-in simulator
+//! tls_ca = "certs/rail-ca.pem"        # verify the rail's server certificate
+//! expense_account = "6222000000000009999"
+//! first_query_ms = 1000               # PROTOCOL.md §3 query schedule
+//! backoff_max_ms = 30000
+//!
 //! [limits]
 //! body_bytes_max = 1048576
 //! connections_max = 1024
+//! connections_per_peer_max = 256
 //! read_idle_ms = 60000
+//! frame_deadline_ms = 30000
 //! ```
 
 use std::path::PathBuf;
