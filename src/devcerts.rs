@@ -462,4 +462,23 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn the_written_tls_config_loads_and_maps_certificates() {
+        let dir = temp_dir("config");
+        let certs = write_dev_certs(&dir).expect("dev certs");
+        let cfg = crate::config::Config::from_file(&certs.config).expect("config parses");
+        let p = cfg.platform_tls.expect("platform tls");
+        assert_eq!(p.client_ca.as_deref(), Some(certs.ca_cert.as_path()));
+        assert_eq!(p.clients.len(), 2);
+        assert_eq!(p.clients[0].identity, PLATFORM_CLIENT_CN);
+        assert_eq!(
+            p.clients[0].enterprises,
+            vec![PLATFORM_CLIENT_CN.to_string()]
+        );
+        let c = cfg.core_tls.expect("core tls");
+        assert_eq!(c.clients.len(), 1);
+        assert_eq!(c.clients[0].identity, CORE_CLIENT_CN);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
