@@ -61,7 +61,9 @@ fn example_config(dir: &Path) -> String {
          [[platform_tls.clients]]\nidentity = \"{other}\"\nenterprises = [\"{other}\"]\n\n\
          [core_tls]\naddr = \"127.0.0.1:7444\"\ncert = \"{server}\"\nkey = \"{server_key}\"\n\
          client_ca = \"{ca}\"\n\n\
-         [[core_tls.clients]]\nidentity = \"{core}\"\nenterprises = []\n",
+         [[core_tls.clients]]\nidentity = \"{core}\"\nenterprises = []\n\n\
+         # A TLS rail: bankfep rail-sim --addr 127.0.0.1:7445 --tls-cert {server} --tls-key {server_key}\n\
+         # [rail]\n# addr = \"127.0.0.1:7445\"\n# tls_ca = \"{ca}\"\n# tls_server_name = \"localhost\"\n",
         cfg = p("bankfep-tls.toml"),
         server = p("server.pem"),
         server_key = p("server.key"),

@@ -154,6 +154,12 @@ struct RailSimArgs {
     /// Seed of the fault generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Serve TLS with this PEM certificate chain (e.g. `server.pem` from `dev-certs`).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -409,7 +415,17 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
         drop_per_mille: a.drop_per_mille,
         seed: a.seed,
     };
-    let sim = match bankfep::rail::sim::RailSim::start(&a.addr, faults).await {
+    let started = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => match bankfep::tls::server_config(cert, key, None) {
+            Ok(cfg) => bankfep::rail::sim::RailSim::start_tls(&a.addr, faults, cfg).await,
+            Err(e) => {
+                eprintln!("rail-sim: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => bankfep::rail::sim::RailSim::start(&a.addr, faults).await,
+    };
+    let sim = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rail-sim: cannot listen on {}: {e}", a.addr);
