@@ -24,6 +24,23 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A 6033 to the bound account carrying the member's name and account numbers; its return code.
+async fn withdraw(c: &mut PlatformClient, sub: &str, amount: &str, order: &str) -> String {
+    let fields = [
+        ("SubAcctNo", sub),
+        ("TranNetMemberCode", "LM001"),
+        ("MemberName", NAME),
+        ("TakeCashAcctNo", BOUND),
+        ("OutAmtAcctName", NAME),
+        ("CashAmt", amount),
+        ("OrderNo", order),
+    ];
+    c.call(ENT, "6033", &serial("LM"), &fields)
+        .await
+        .expect("withdraw")
+        .return_code()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_mask_accounts_names_and_id_numbers() {
     let dir = temp_dir("logmask");
@@ -124,43 +141,15 @@ async fn logs_mask_accounts_names_and_id_numbers() {
         .await
         .expect("confirm");
     assert_eq!(r.return_code(), "000000");
-    let r = c
-        .call(
-            ENT,
-            "6033",
-            &serial("LM"),
-            &[
-                ("SubAcctNo", &sub),
-                ("TranNetMemberCode", "LM001"),
-                ("MemberName", NAME),
-                ("TakeCashAcctNo", BOUND),
-                ("OutAmtAcctName", NAME),
-                ("CashAmt", "60000.00"),
-                ("OrderNo", "LM-ORDER-1"),
-            ],
-        )
-        .await
-        .expect("withdraw");
-    assert_eq!(r.return_code(), "000000");
+    assert_eq!(
+        withdraw(&mut c, &sub, "60000.00", "LM-ORDER-1").await,
+        "000000"
+    );
     // A rejected request carrying the same data (bad amount): the log names the field only.
-    let r = c
-        .call(
-            ENT,
-            "6033",
-            &serial("LM"),
-            &[
-                ("SubAcctNo", &sub),
-                ("TranNetMemberCode", "LM001"),
-                ("MemberName", NAME),
-                ("TakeCashAcctNo", BOUND),
-                ("OutAmtAcctName", NAME),
-                ("CashAmt", "1.001"),
-                ("OrderNo", "LM-ORDER-2"),
-            ],
-        )
-        .await
-        .expect("withdraw");
-    assert_eq!(r.return_code(), "YQ9993");
+    assert_eq!(
+        withdraw(&mut c, &sub, "1.001", "LM-ORDER-2").await,
+        "YQ9993"
+    );
     // Wait for both chunks to settle on the rail, then stop the gateway.
     for _ in 0..100 {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
