@@ -117,6 +117,10 @@ pub struct RailConfig {
     pub backoff_start_ms: u64,
     /// Longest wait between queries, ms (§3: at most 30,000).
     pub backoff_max_ms: u64,
+    /// Most chunks one withdrawal may be split into (docs/protocol.md §3, default 200: at
+    /// most 200 × 49,999.99 = 9,999,998.00 CNY over the super e-bank); a withdrawal needing
+    /// more is refused with `E10009`. At least 1.
+    pub max_chunks: u32,
 }
 
 impl Default for RailConfig {
@@ -134,6 +138,7 @@ impl Default for RailConfig {
             first_query_ms: 1_000,
             backoff_start_ms: 1_000,
             backoff_max_ms: 30_000,
+            max_chunks: 200,
         }
     }
 }
@@ -290,6 +295,23 @@ impl Config {
             {
                 return Err(ConfigError::Invalid(
                     "master account numbers must be 1..=32 bytes".into(),
+                ));
+            }
+        }
+        if self.rail.max_chunks == 0 {
+            return Err(ConfigError::Invalid(
+                "rail.max_chunks must be at least 1".into(),
+            ));
+        }
+        // Issue 7, item 6: a client CA on the core link with no listed identity would admit
+        // every certificate that CA signed (a platform's too) as the bank core.
+        if let Some(t) = &self.core_tls {
+            if t.client_ca.is_some() && t.clients.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "core_tls.client_ca is set but no [[core_tls.clients]] identity is listed: \
+                     every certificate that CA signed could push inbound credits; list the bank \
+                     core's certificate identity"
+                        .into(),
                 ));
             }
         }
