@@ -331,6 +331,7 @@ impl Config {
         WriterConfig {
             batch_max: self.batch_max,
             queue_max: self.queue_max,
+            ..WriterConfig::default()
         }
     }
 }

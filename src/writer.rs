@@ -6,6 +6,16 @@
 //! invariants (debug builds), and commits the batch with one fsync. Replies leave only after
 //! the commit returned, so an acknowledged request is durable. A full queue is refused at
 //! once (`YQ9971` / core `1003`) instead of waiting without bound (issue 2, item 4).
+//!
+//! Two lanes feed the writer (issue 7, item 1): platform requests and core notices share the
+//! main lane; final rail outcomes have a lane of their own, of which each batch takes at most
+//! `rail_per_batch` after everything waiting on the main lane. However many chunks settle at
+//! once, they never fill the queue that the platform and the core use, nor delay them by
+//! more than a few small batches.
+//!
+//! No decision can stop the writer: a decision that panics, produces an unbalanced posting,
+//! or leaves the ledger violating an invariant is refused (`YQ9999` / `1003`; the batch is
+//! rolled back when the invariant check fails) and logged at error level.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -31,6 +41,11 @@ pub struct WriterConfig {
     pub batch_max: usize,
     /// Capacity of the job queue; a submit beyond it is refused as busy (default 8,192).
     pub queue_max: usize,
+    /// Most rail outcomes taken into one batch, after the main lane's jobs (default 64).
+    pub rail_per_batch: usize,
+    /// Capacity of the rail-outcome lane; the dispatcher waits when it is full (default
+    /// 1,024).
+    pub rail_queue_max: usize,
 }
 
 impl Default for WriterConfig {
@@ -38,6 +53,8 @@ impl Default for WriterConfig {
         WriterConfig {
             batch_max: 512,
             queue_max: 8192,
+            rail_per_batch: 64,
+            rail_queue_max: 1024,
         }
     }
 }
@@ -89,6 +106,7 @@ pub enum Job {
 #[derive(Clone, Debug)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Job>,
+    rail_tx: mpsc::Sender<Job>,
 }
 
 impl WriterHandle {
@@ -100,9 +118,15 @@ impl WriterHandle {
     }
 
     /// Queues an internal job, waiting for room instead of refusing (rail outcomes must not be
-    /// dropped). `Err(job)` only when the writer has stopped.
+    /// dropped). `Job::Rail` goes to the rail lane, anything else to the main lane.
+    /// `Err(job)` only when the writer has stopped.
     pub async fn submit_wait(&self, job: Job) -> Result<(), Job> {
-        self.tx.send(job).await.map_err(|e| e.0)
+        let lane = if matches!(job, Job::Rail(..)) {
+            &self.rail_tx
+        } else {
+            &self.tx
+        };
+        lane.send(job).await.map_err(|e| e.0)
     }
 
     /// A copy of the ledger state and its invariant check, after every earlier job committed.
@@ -125,6 +149,8 @@ pub struct WriterCtx {
     pub expense_account: String,
     /// Where newly committed rail instructions go (the dispatcher); `None`: nowhere (tests).
     pub instructions: Option<mpsc::UnboundedSender<Instruction>>,
+    /// Most chunks one withdrawal may need (`rail.max_chunks`, docs/protocol.md §3).
+    pub max_chunks: u32,
 }
 
 /// Starts the writer thread over `store` (already loaded into `state`). Returns the handle
@@ -136,16 +162,18 @@ pub fn spawn(
     cfg: WriterConfig,
 ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(cfg.queue_max.max(1));
+    let (rail_tx, rail_rx) = mpsc::channel(cfg.rail_queue_max.max(1));
     let mut w = Writer {
         store,
         state,
         ctx,
         batch_max: cfg.batch_max.max(1),
+        rail_per_batch: cfg.rail_per_batch.clamp(1, cfg.batch_max.max(1)),
     };
     let thread = std::thread::Builder::new()
         .name("bankfep-writer".into())
-        .spawn(move || w.run(rx))?;
-    Ok((WriterHandle { tx }, thread))
+        .spawn(move || w.run(rx, rail_rx))?;
+    Ok((WriterHandle { tx, rail_tx }, thread))
 }
 
 struct Writer {
@@ -153,6 +181,32 @@ struct Writer {
     state: LedgerState,
     ctx: WriterCtx,
     batch_max: usize,
+    rail_per_batch: usize,
+}
+
+/// Waits for the first job of a batch: the main lane first, then the rail lane. `None` once
+/// both lanes are closed and empty.
+async fn next_job(
+    rx: &mut mpsc::Receiver<Job>,
+    rail_rx: &mut mpsc::Receiver<Job>,
+    open: &mut (bool, bool),
+) -> Option<Job> {
+    loop {
+        if !open.0 && !open.1 {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            j = rx.recv(), if open.0 => match j {
+                Some(j) => return Some(j),
+                None => open.0 = false,
+            },
+            j = rail_rx.recv(), if open.1 => match j {
+                Some(j) => return Some(j),
+                None => open.1 = false,
+            },
+        }
+    }
 }
 
 /// A reply waiting for the commit.
@@ -171,13 +225,32 @@ struct Dirty {
 }
 
 impl Writer {
-    fn run(&mut self, mut rx: mpsc::Receiver<Job>) {
+    fn run(&mut self, mut rx: mpsc::Receiver<Job>, mut rail_rx: mpsc::Receiver<Job>) {
+        // A tiny runtime of this thread's own, only to wait on two lanes at once.
+        let rt = match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "writer cannot wait on its lanes; stopped");
+                return;
+            }
+        };
         let mut batch = Vec::with_capacity(self.batch_max);
-        while let Some(first) = rx.blocking_recv() {
+        let mut open = (true, true);
+        while let Some(first) = rt.block_on(next_job(&mut rx, &mut rail_rx, &mut open)) {
+            let mut rails = usize::from(matches!(first, Job::Rail(..)));
             batch.push(first);
             while batch.len() < self.batch_max {
                 match rx.try_recv() {
                     Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            while batch.len() < self.batch_max && rails < self.rail_per_batch {
+                match rail_rx.try_recv() {
+                    Ok(j) => {
+                        rails += 1;
+                        batch.push(j);
+                    }
                     Err(_) => break,
                 }
             }
@@ -200,6 +273,7 @@ impl Writer {
             signer: &self.ctx.signer,
             serial,
             expense_account: &self.ctx.expense_account,
+            max_chunks: self.ctx.max_chunks,
         }
     }
 
@@ -377,19 +451,45 @@ impl Writer {
         self.store.save_counters(&self.state.counters)?;
         if cfg!(debug_assertions) {
             if let Err(v) = invariants::check_state(&self.state) {
-                panic!("ledger invariant broken before commit: {v}");
+                // Never commit a broken ledger, and never stop the writer: the whole batch is
+                // rolled back and answered YQ9999 / 1003 (the caller's failure path).
+                tracing::error!(violation = %v, "ledger invariant broken before commit; batch refused");
+                return Err(StoreError::Corrupt("ledger invariant broken before commit"));
             }
         }
         self.store.commit()
     }
 
+    /// Runs the pure decision, turning a panic or an unbalanced posting into `None` (the
+    /// caller answers YQ9999 / 1003 and writes nothing): no decision can stop the writer.
+    fn decide_safely(
+        &self,
+        cmd: &Command,
+        facts: &Facts,
+        enterprise: &str,
+        serial: &str,
+        stamp: &Stamp,
+    ) -> Option<Decision> {
+        let ctx = self.decision_ctx(enterprise, serial, stamp);
+        let state = &self.state;
+        let d = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decide(cmd, state, facts, &ctx)
+        })) {
+            Ok(d) => d,
+            Err(_) => {
+                tracing::error!("ledger decision panicked; request refused, nothing written");
+                return None;
+            }
+        };
+        if let Err(v) = invariants::check_postings(&d.writes.postings) {
+            tracing::error!(violation = %v, "decision produced a bad posting; refused");
+            return None;
+        }
+        Some(d)
+    }
+
     /// Applies an accepted decision's post-images to memory, remembering what to write.
     fn apply(&mut self, d: &Decision, undo: &mut Vec<Undo>, dirty: &mut Dirty) {
-        if cfg!(debug_assertions) {
-            if let Err(v) = invariants::check_postings(&d.writes.postings) {
-                panic!("decision produced a bad posting: {v}");
-            }
-        }
         for m in &d.writes.masters {
             dirty.masters.insert(m.id);
             self.state.put_master(m.clone(), undo);
@@ -418,8 +518,13 @@ impl Writer {
             }
             Command::Rail(r) => {
                 f.instruction = self.store.instruction(&r.instruction_id)?;
-                if let Some(i) = &f.instruction {
-                    f.withdrawal = self.store.withdrawal(&i.front_seq_no)?;
+                // Only a failed chunk needs its withdrawal (the commission refund rule).
+                if let Some(i) = f.instruction.as_ref().filter(|i| {
+                    !r.settled && i.kind == crate::ledger::InstructionKind::Chunk
+                }) {
+                    f.refund_withdrawal = self
+                        .store
+                        .withdrawal_refund_facts(&i.front_seq_no, &i.id)?;
                 }
             }
             Command::Allocate(r) => {
@@ -492,12 +597,9 @@ impl Writer {
             return Ok(self.error_reply(ReturnCode::SerialReused));
         }
         let facts = self.prefetch(&p.enterprise, &p.cmd)?;
-        let d = decide(
-            &p.cmd,
-            &self.state,
-            &facts,
-            &self.decision_ctx(&p.enterprise, &p.serial, stamp),
-        );
+        let Some(d) = self.decide_safely(&p.cmd, &facts, &p.enterprise, &p.serial, stamp) else {
+            return Ok(self.error_reply(ReturnCode::Internal));
+        };
         // A refusal normally has no body; one with fields (E10007 RemainingAttempts) has.
         let reply = if d.code == ReturnCode::Ok || !d.fields.is_empty() {
             let fields: Vec<(&str, &str)> =
@@ -541,7 +643,9 @@ impl Writer {
         dirty: &mut Dirty,
     ) -> Result<CoreResult, StoreError> {
         let facts = self.prefetch("", cmd)?;
-        let d = decide(cmd, &self.state, &facts, &self.decision_ctx("", "", stamp));
+        let Some(d) = self.decide_safely(cmd, &facts, "", "", stamp) else {
+            return Ok(CoreResult::Busy);
+        };
         Ok(match d.code {
             ReturnCode::Ok => {
                 if d.front_seq_no.is_some() {
@@ -565,7 +669,10 @@ impl Writer {
     ) -> Result<bool, StoreError> {
         let cmd = Command::Rail(outcome.clone());
         let facts = self.prefetch("", &cmd)?;
-        let d = decide(&cmd, &self.state, &facts, &self.decision_ctx("", "", stamp));
+        let Some(d) = self.decide_safely(&cmd, &facts, "", "", stamp) else {
+            // Not durable: the dispatcher reports it again later.
+            return Ok(false);
+        };
         if d.code != ReturnCode::Ok {
             tracing::warn!(
                 code = d.code.as_str(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bankfep::client::{build_request, xml_request, BodyCharset, CoreClient, PlatformClient};
-use bankfep::config::TlsListener;
+use bankfep::config::{TlsClient, TlsListener};
 use bankfep::devcerts::{write_dev_certs, DevCerts};
 use bankfep::tls::client_config;
 use common::*;
@@ -26,8 +26,41 @@ async fn start_tls(name: &str, mutual: bool) -> (Gw, DevCerts) {
     };
     let mut cfg = test_config(dir);
     cfg.platform_tls = Some(listener(mutual));
-    cfg.core_tls = Some(listener(mutual));
+    let mut core = listener(mutual);
+    if mutual {
+        // A client CA on the core link needs the bank core's identity listed (issue 7).
+        core.clients = vec![TlsClient {
+            identity: bankfep::devcerts::CORE_CLIENT_CN.into(),
+            enterprises: Vec::new(),
+        }];
+    }
+    cfg.core_tls = Some(core);
     (start_with(cfg).await, certs)
+}
+
+/// Issue 7, item 6: with a client CA on the core link and no `[[core_tls.clients]]`, every
+/// certificate of that CA (a platform's included) could push inbound credits. The gateway
+/// refuses to start, says why, and binds nothing.
+#[tokio::test]
+async fn core_client_ca_without_identities_refuses_to_start() {
+    let dir = temp_dir("tls-core-open");
+    let certs = write_dev_certs(&dir.join("certs")).expect("dev certs");
+    let mut cfg = test_config(dir.clone());
+    cfg.core_tls = Some(TlsListener {
+        clients: Vec::new(),
+        addr: "127.0.0.1:0".into(),
+        cert: certs.server_cert.clone(),
+        key: certs.server_key.clone(),
+        client_ca: Some(certs.ca_cert.clone()),
+    });
+    let err = match bankfep::server::start(cfg).await {
+        Ok(_) => panic!("a core link admitting every certificate of its CA started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("core_tls.client_ca"), "{err}");
+    assert!(err.contains("[[core_tls.clients]]"), "{err}");
+    // Nothing was opened: no store was created in the data folder.
+    assert!(!dir.join("bankfep.sqlite3").exists());
 }
 
 fn platform_cfg(certs: &DevCerts, with_cert: bool) -> Arc<rustls::ClientConfig> {

@@ -171,6 +171,11 @@ fn typed_value(spec: &FieldSpec, raw: &str, cs: Charset) -> Result<Value, &'stat
         Ok(_) => return Err("too long"),
         Err(_) => return Err("character not representable in the body charset"),
     }
+    // What is stored must fit every later reply, GBK ones included, even when this request
+    // came in UTF-8 (docs/protocol.md §1.1; issue 7, item 3): YQ9993 otherwise.
+    if cs == Charset::Utf8 && charset::encoded_len(raw, Charset::Gbk).is_err() {
+        return Err("character not representable in GBK");
+    }
     match spec.kind {
         FieldKind::Text => Ok(Value::Text(raw.to_owned())),
         FieldKind::Digits => {

@@ -121,8 +121,12 @@ pub struct Facts {
     pub receipt: Option<ReceiptRow>,
     /// 6920: the bank serial was booked before.
     pub notice_seen: bool,
-    /// 6110 of a 6033, and rail outcomes: the withdrawal and all its chunks.
+    /// 6110 of a 6033: the withdrawal and all its chunks.
     pub withdrawal: Option<(Withdrawal, Vec<Instruction>)>,
+    /// Rail outcome of a chunk: its withdrawal, and whether every *other* chunk of it has
+    /// failed (then a refund of this one refunds the commission too). One indexed count,
+    /// not a reload of every chunk (issue 7, item 1: reloading made outcomes quadratic).
+    pub refund_withdrawal: Option<(Withdrawal, bool)>,
     /// Rail outcomes: the instruction reported on.
     pub instruction: Option<Instruction>,
 }
@@ -139,6 +143,9 @@ pub struct Ctx<'a> {
     pub serial: &'a str,
     /// The bank's expense account that pays small-amount verifications (PROTOCOL.md §3).
     pub expense_account: &'a str,
+    /// Most chunks one withdrawal may need (`rail.max_chunks`, docs/protocol.md §3, default
+    /// 200); a withdrawal needing more is refused with `E10009`.
+    pub max_chunks: u32,
 }
 
 /// Everything to write when a decision is accepted. Post-images, not deltas.
@@ -549,6 +556,10 @@ fn transfer(
     }
     let payer = member_sub(state, ctx, &r.out_sub, Some(&r.out_member))?;
     let payee = member_sub(state, ctx, &r.in_sub, Some(&r.in_member))?;
+    // Issue 7, item 4: a transfer to itself moves nothing and would post sub → same sub.
+    if payer.id == payee.id {
+        return Err(ReturnCode::AmountNotAllowed);
+    }
     if facts.order_used {
         return Err(ReturnCode::OrderUsed);
     }

@@ -117,6 +117,10 @@ pub struct Binding {
     pub auth_amount: Fen,
     /// Wrong answers left before the attempt ends (5 at the start).
     pub attempts_left: u32,
+    /// `FrontSeqNo` of the 6240 that started this attempt (its verification instruction is
+    /// `V` + this). A final rail failure of that instruction ends the attempt
+    /// (docs/protocol.md §1.5). Empty for attempts stored before this field existed.
+    pub verify_seq: String,
 }
 
 /// What an outbound rail instruction is for.

@@ -75,6 +75,7 @@ pub fn bind(r: &BindReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision,
         verified: false,
         auth_amount,
         attempts_left: AUTH_ATTEMPTS,
+        verify_seq: seq.clone(),
     };
     book.sub_mut(sub.id)?.binding = Some(binding.clone());
     book.w.bindings.push((sub.id, Some(binding.clone())));
@@ -109,6 +110,8 @@ pub fn confirm_bind(
 ) -> Result<Decision, ReturnCode> {
     let amount = positive(r.amount)?;
     let sub = member_sub(state, ctx, &r.sub_acct_no, None)?;
+    // No attempt (never started, or ended by a final failure of its verification transfer,
+    // docs/protocol.md §1.5): E10005.
     let b = sub.binding.as_ref().ok_or(ReturnCode::NotBound)?;
     if b.verified {
         return Err(ReturnCode::AlreadyBound);
@@ -157,7 +160,8 @@ pub fn unbind(r: &UnbindReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decis
 
 /// `6033`: precedence: `E10009` amount ≤ 0 or commission < 0; `E10001`; `E10002` member code
 /// or name; `E10004`; `E10005` no verified bound account, or `TakeCashAcctNo` /
-/// `OutAmtAcctName` not the bound ones; `E10008`; `E10003` available < amount + commission.
+/// `OutAmtAcctName` not the bound ones; `E10008`; `E10009` more than `ctx.max_chunks` chunks
+/// (docs/protocol.md §3); `E10003` available < amount + commission.
 pub fn withdraw(
     r: &WithdrawReq,
     state: &LedgerState,
@@ -186,6 +190,16 @@ pub fn withdraw(
     let total = amount
         .checked_add(r.fee)
         .ok_or(ReturnCode::AmountNotAllowed)?;
+    // docs/protocol.md §3: a withdrawal needing more than `max_chunks` chunks belongs on a
+    // large-value channel; refused before anything is split or allocated (issue 7, item 1).
+    let plan_count = if b.same_bank {
+        1
+    } else {
+        crate::rail::chunk::plan_ibps(amount).count
+    };
+    if plan_count > i64::from(ctx.max_chunks) {
+        return Err(ReturnCode::AmountNotAllowed);
+    }
     if sub.available() < total {
         return Err(ReturnCode::Insufficient);
     }
@@ -307,6 +321,21 @@ pub fn rail_outcome(
         },
     ));
     if instr.kind == InstructionKind::Verify {
+        // docs/protocol.md §1.5: a final failure of the verification transfer ends the
+        // attempt it belongs to (a later 6241 answers E10005; a new 6240 starts over). An
+        // attempt already replaced by a newer 6240, or already verified, is left alone.
+        if !r.settled {
+            if let Some(sub) = state.sub(instr.sub_id) {
+                let ends = sub
+                    .binding
+                    .as_ref()
+                    .is_some_and(|b| !b.verified && b.verify_seq == instr.front_seq_no);
+                if ends {
+                    book.sub_mut(sub.id)?.binding = None;
+                    book.w.bindings.push((sub.id, None));
+                }
+            }
+        }
         return Ok(book.finish(Vec::new(), None));
     }
     let sub = state.sub(instr.sub_id).ok_or(ReturnCode::Internal)?;
@@ -338,11 +367,8 @@ pub fn rail_outcome(
             (&instr.payee_acct, ""),
             &remark,
         )?;
-        if let Some((w, chunks)) = &facts.withdrawal {
-            let all_failed = chunks
-                .iter()
-                .all(|c| c.id == instr.id || c.state == InstructionState::Failed);
-            if all_failed && w.fee > 0 {
+        if let Some((w, others_all_failed)) = &facts.refund_withdrawal {
+            if *others_all_failed && w.fee > 0 {
                 book.post(
                     Posting {
                         master_id: instr.master_id,

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::conn::{next_frame, ReadOutcome};
 use super::Shared;
+use crate::codec::charset::Charset;
 use crate::codec::fixed::{decode_record, encode_record, FixedRecord, FixedValue};
 use crate::codes::CoreResult;
 use crate::ledger::{Command, NoticeReq};
@@ -109,8 +110,17 @@ fn valid_time(t: &str) -> bool {
 }
 
 /// Parses a 390-byte 6920 record into a notice; `None` = malformed (`1001`).
+///
+/// Every text field must be GBK, not GB18030: the WHATWG GBK decoder also reads GB18030
+/// four-byte sequences (e.g. `94 39 FC 36`), which no GBK reply could carry later. Such a
+/// notice is refused `1001` and books nothing (docs/protocol.md §2; issue 7, item 3), so
+/// no stored payer name or memo can break a later 6050/6072.
 pub fn parse_notice(r: &FixedRecord<'_>) -> Option<NoticeReq> {
-    let text = |n: &str| r.text(n).ok();
+    let text = |n: &str| {
+        r.text(n)
+            .ok()
+            .filter(|s| crate::codec::charset::encoded_len(s, Charset::Gbk).is_ok())
+    };
     if text("trade_code")? != "6920" || text("currency")? != "RMB" {
         return None;
     }

@@ -154,6 +154,34 @@ impl Drop for PeerGuard {
     }
 }
 
+/// A listener bound but not yet accepting (its TLS configuration already loaded).
+pub struct Bound {
+    link: Link,
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsListener>,
+    local: SocketAddr,
+}
+
+impl Bound {
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Spawns the accept loop. Connections that arrived since the bind wait in the kernel's
+    /// backlog until then.
+    pub fn serve(self, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(accept_loop(
+            shared,
+            self.link,
+            self.listener,
+            self.acceptor,
+            self.tls,
+        ))
+    }
+}
+
 /// Binds `addr` and spawns its accept loop. Returns the bound address and the loop's task.
 pub async fn bind(
     shared: Arc<Shared>,
@@ -161,6 +189,15 @@ pub async fn bind(
     addr: &str,
     tls: Option<&TlsListener>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+    let b = open(link, addr, tls).await?;
+    let local = b.local_addr();
+    Ok((local, b.serve(shared)))
+}
+
+/// Loads the TLS files (if any) and binds `addr`, without accepting yet; `serve` binds every
+/// listener first so that a busy port or a bad certificate stops start-up before the store
+/// is opened (issue 7, item 9). Errors name the listener and the address or file.
+pub async fn open(link: Link, addr: &str, tls: Option<&TlsListener>) -> Result<Bound, StartError> {
     let what = match (link, tls.is_some()) {
         (Link::Platform, false) => "platform tcp",
         (Link::Platform, true) => "platform tls",
@@ -189,8 +226,13 @@ pub async fn bind(
         what,
         message: e.to_string(),
     })?;
-    let task = tokio::spawn(accept_loop(shared, link, listener, acceptor, tls.cloned()));
-    Ok((local, task))
+    Ok(Bound {
+        link,
+        listener,
+        acceptor,
+        tls: tls.cloned(),
+        local,
+    })
 }
 
 async fn accept_loop(

@@ -57,6 +57,9 @@ pub enum StartError {
     /// Bad configuration.
     #[error("config: {0}")]
     Config(String),
+    /// The data folder is held by another process, or cannot be created.
+    #[error("{0}")]
+    DataDir(#[from] crate::store::lock::LockError),
 }
 
 /// A running gateway: its bound addresses and the handles to stop it.
@@ -79,6 +82,8 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     drain_ms: u64,
+    /// The data folder's lock, released only after the writer stopped (issue 7, item 2).
+    data_lock: Option<crate::store::lock::DataDirLock>,
 }
 
 impl Running {
@@ -97,6 +102,8 @@ impl Running {
         if let Some(sim) = self.rail_sim.take() {
             sim.shutdown().await;
         }
+        // Only now may another process take the data folder.
+        drop(self.data_lock.take());
     }
 }
 
@@ -148,20 +155,58 @@ pub fn fit_connection_cap(config: &mut Config, soft: u64) -> Option<usize> {
     None
 }
 
-/// Opens the embedded store under `config.data_dir`, provisions the tenants, starts the
-/// writer and every configured listener. Prints nothing; `serve` prints `ready`.
+/// Takes the data folder exclusively (a second process on it fails, naming the holder's
+/// pid), binds every configured listener (a busy port fails before the store is touched),
+/// then opens the embedded store under `config.data_dir`, provisions the tenants, and starts
+/// the writer and the accept loops. Prints nothing; `serve` prints `ready`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let store = SqliteStore::open(&config.data_dir)?;
-    start_with_store(config, Box::new(store)).await
+    let lock = crate::store::lock::DataDirLock::acquire(&config.data_dir)?;
+    let dir = config.data_dir.clone();
+    start_inner(
+        config,
+        move || Ok(Box::new(SqliteStore::open(&dir)?) as Box<dyn Store>),
+        Some(lock),
+    )
+    .await
 }
 
-/// As [`start`], over any [`Store`].
+/// As [`start`], over any [`Store`] (no data-folder lock: the caller owns the store).
 pub async fn start_with_store(
+    config: Config,
+    store: Box<dyn Store>,
+) -> Result<Running, StartError> {
+    start_inner(config, move || Ok(store), None).await
+}
+
+/// The listeners of `config`, bound but not accepting: platform TCP, core TCP, platform
+/// TLS, core TLS (each `None` when not configured).
+type BoundListeners = [Option<listener::Bound>; 4];
+
+async fn bind_all(config: &Config) -> Result<BoundListeners, StartError> {
+    use listener::{open, Link};
+    let mut out: BoundListeners = [None, None, None, None];
+    if let Some(addr) = &config.platform_addr {
+        out[0] = Some(open(Link::Platform, addr, None).await?);
+    }
+    if let Some(addr) = &config.core_addr {
+        out[1] = Some(open(Link::Core, addr, None).await?);
+    }
+    if let Some(tls) = &config.platform_tls {
+        out[2] = Some(open(Link::Platform, &tls.addr, Some(tls)).await?);
+    }
+    if let Some(tls) = &config.core_tls {
+        out[3] = Some(open(Link::Core, &tls.addr, Some(tls)).await?);
+    }
+    Ok(out)
+}
+
+async fn start_inner(
     mut config: Config,
-    mut store: Box<dyn Store>,
+    open_store: impl FnOnce() -> Result<Box<dyn Store>, crate::store::StoreError>,
+    data_lock: Option<crate::store::lock::DataDirLock>,
 ) -> Result<Running, StartError> {
     if let Some(soft) = open_files_soft_limit() {
         if let Some(cap) = fit_connection_cap(&mut config, soft) {
@@ -172,6 +217,8 @@ pub async fn start_with_store(
             );
         }
     }
+    let bound = bind_all(&config).await?;
+    let mut store = open_store()?;
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -253,6 +300,7 @@ pub async fn start_with_store(
             signer: Signer::new(&secret),
             expense_account: config.rail.expense_account.clone(),
             instructions: Some(instr_tx),
+            max_chunks: config.rail.max_chunks,
         },
         config.writer(),
     )
@@ -305,28 +353,23 @@ pub async fn start_with_store(
         tasks: vec![dispatcher],
         writer_thread: Some(writer_thread),
         drain_ms,
+        data_lock,
     };
-    use listener::{bind, Link};
-    if let Some(addr) = &config.platform_addr {
-        let (a, t) = bind(shared.clone(), Link::Platform, addr, None).await?;
-        running.platform_addr = Some(a);
-        running.tasks.push(t);
+    let [platform, core, platform_tls, core_tls] = bound;
+    let slots = [
+        (platform, &mut running.platform_addr),
+        (core, &mut running.core_addr),
+        (platform_tls, &mut running.platform_tls_addr),
+        (core_tls, &mut running.core_tls_addr),
+    ];
+    let mut tasks = Vec::new();
+    for (b, slot) in slots {
+        if let Some(b) = b {
+            *slot = Some(b.local_addr());
+            tasks.push(b.serve(shared.clone()));
+        }
     }
-    if let Some(addr) = &config.core_addr {
-        let (a, t) = bind(shared.clone(), Link::Core, addr, None).await?;
-        running.core_addr = Some(a);
-        running.tasks.push(t);
-    }
-    if let Some(tls) = &config.platform_tls {
-        let (a, t) = bind(shared.clone(), Link::Platform, &tls.addr, Some(tls)).await?;
-        running.platform_tls_addr = Some(a);
-        running.tasks.push(t);
-    }
-    if let Some(tls) = &config.core_tls {
-        let (a, t) = bind(shared.clone(), Link::Core, &tls.addr, Some(tls)).await?;
-        running.core_tls_addr = Some(a);
-        running.tasks.push(t);
-    }
+    running.tasks.extend(tasks);
     Ok(running)
 }
 

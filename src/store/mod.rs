@@ -6,6 +6,7 @@
 //! (`write_accounts`, `save_counters`), then `commit`, which returns only when the batch is
 //! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (PITFALLS.md).
 
+pub mod lock;
 pub mod sqlite;
 
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, StoredStatus, Writes};
@@ -24,6 +25,14 @@ pub enum StoreError {
     /// File system failure (data directory).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A file or folder of the store could not be created or opened.
+    #[error("{path}: {message}")]
+    Path {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why (the operating system's or SQLite's message).
+        message: String,
+    },
 }
 
 /// A recorded platform request and its final response (PROTOCOL.md §1.2 idempotency).
@@ -120,6 +129,21 @@ pub trait Store: Send + 'static {
         &mut self,
         front_seq_no: &str,
     ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
+    /// The withdrawal with `front_seq_no`, and whether every chunk of it other than
+    /// `except_id` has failed (the commission refund rule of docs/protocol.md §3). Stores
+    /// should answer with one indexed count; this default reloads every chunk.
+    fn withdrawal_refund_facts(
+        &mut self,
+        front_seq_no: &str,
+        except_id: &str,
+    ) -> Result<Option<(Withdrawal, bool)>, StoreError> {
+        Ok(self.withdrawal(front_seq_no)?.map(|(w, chunks)| {
+            let others_failed = chunks.iter().all(|c| {
+                c.id == except_id || c.state == crate::ledger::InstructionState::Failed
+            });
+            (w, others_failed)
+        }))
+    }
     /// The withdrawal accepted for request `(enterprise_code, serial)` and its chunks.
     fn withdrawal_by_serial(
         &mut self,

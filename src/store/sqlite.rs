@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS notices(
 CREATE TABLE IF NOT EXISTS bindings(
   sub_id INTEGER PRIMARY KEY, acct_no TEXT NOT NULL, acct_name TEXT NOT NULL,
   same_bank INTEGER NOT NULL, branch_name TEXT NOT NULL, bank_code TEXT NOT NULL,
-  verified INTEGER NOT NULL, auth_amount INTEGER NOT NULL, attempts_left INTEGER NOT NULL);
+  verified INTEGER NOT NULL, auth_amount INTEGER NOT NULL, attempts_left INTEGER NOT NULL,
+  verify_seq TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS withdrawals(
   front_seq_no TEXT PRIMARY KEY, enterprise_code TEXT NOT NULL, serial TEXT NOT NULL,
   sub_id INTEGER NOT NULL, master_id INTEGER NOT NULL, amount INTEGER NOT NULL CHECK(amount > 0),
@@ -184,8 +185,32 @@ const CREDIT_COLS: &str = "front_seq_no, master_id, in_acct_type, sub_acct_no, a
 impl SqliteStore {
     /// Opens (creating) `dir/bankfep.sqlite3` with WAL and `synchronous=FULL`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let conn = Connection::open(dir.join("bankfep.sqlite3"))?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: &dyn std::fmt::Display| StoreError::Path {
+                path,
+                message: e.to_string(),
+            }
+        };
+        // Member names, id numbers and the receipt secret live here: 0700 / 0600 (issue 7,
+        // item 9). SQLite gives its -wal and -shm files the database file's mode.
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| at(dir)(&e))?;
+        }
+        let file = dir.join("bankfep.sqlite3");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&file)
+            .map_err(|e| at(&file)(&e))?;
+        let conn = Connection::open(&file).map_err(|e| at(&file)(&e))?;
         conn.busy_timeout(std::time::Duration::from_millis(5_000))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -197,6 +222,15 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         conn.execute_batch(SCHEMA)?;
+        // Stores created before bindings carried their attempt's FrontSeqNo (issue 7, item 5).
+        let has_verify_seq: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('bindings') WHERE name = 'verify_seq'")?
+            .exists([])?;
+        if !has_verify_seq {
+            conn.execute_batch(
+                "ALTER TABLE bindings ADD COLUMN verify_seq TEXT NOT NULL DEFAULT ''",
+            )?;
+        }
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore { conn })
     }
@@ -264,7 +298,7 @@ impl Store for SqliteStore {
         }
         let mut st = self.conn.prepare(
             "SELECT sub_id, acct_no, acct_name, same_bank, branch_name, bank_code, verified, \
-             auth_amount, attempts_left FROM bindings",
+             auth_amount, attempts_left, verify_seq FROM bindings",
         )?;
         let bindings = st
             .query_map([], |r| {
@@ -279,6 +313,7 @@ impl Store for SqliteStore {
                         verified: r.get::<_, i64>(6)? == 1,
                         auth_amount: r.get(7)?,
                         attempts_left: r.get(8)?,
+                        verify_seq: r.get(9)?,
                     },
                 ))
             })?
@@ -546,6 +581,28 @@ impl Store for SqliteStore {
         Ok(Some((w, chunks)))
     }
 
+    fn withdrawal_refund_facts(
+        &mut self,
+        front_seq_no: &str,
+        except_id: &str,
+    ) -> Result<Option<(Withdrawal, bool)>, StoreError> {
+        let sql = format!("SELECT {WITHDRAWAL_COLS} FROM withdrawals WHERE front_seq_no = ?1");
+        let w = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([front_seq_no], withdrawal_from)
+            .optional()?;
+        let Some(w) = w else { return Ok(None) };
+        let not_failed: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM instructions WHERE front_seq_no = ?1 AND id <> ?2 \
+                 AND state <> 'F'",
+            )?
+            .query_row(params![front_seq_no, except_id], |r| r.get(0))?;
+        Ok(Some((w, not_failed == 0)))
+    }
+
     fn withdrawal_by_serial(
         &mut self,
         enterprise_code: &str,
@@ -679,13 +736,14 @@ impl Store for SqliteStore {
                     self.conn
                         .prepare_cached(
                             "INSERT INTO bindings(sub_id, acct_no, acct_name, same_bank, branch_name, \
-                             bank_code, verified, auth_amount, attempts_left) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                             bank_code, verified, auth_amount, attempts_left, verify_seq) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                              ON CONFLICT(sub_id) DO UPDATE SET acct_no = excluded.acct_no, \
                              acct_name = excluded.acct_name, same_bank = excluded.same_bank, \
                              branch_name = excluded.branch_name, bank_code = excluded.bank_code, \
                              verified = excluded.verified, auth_amount = excluded.auth_amount, \
-                             attempts_left = excluded.attempts_left",
+                             attempts_left = excluded.attempts_left, \
+                             verify_seq = excluded.verify_seq",
                         )?
                         .execute(params![
                             sub_id,
@@ -696,7 +754,8 @@ impl Store for SqliteStore {
                             b.bank_code,
                             i64::from(b.verified),
                             b.auth_amount,
-                            b.attempts_left
+                            b.attempts_left,
+                            b.verify_seq
                         ])?;
                 }
                 None => {
