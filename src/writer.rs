@@ -519,12 +519,13 @@ impl Writer {
             Command::Rail(r) => {
                 f.instruction = self.store.instruction(&r.instruction_id)?;
                 // Only a failed chunk needs its withdrawal (the commission refund rule).
-                if let Some(i) = f.instruction.as_ref().filter(|i| {
-                    !r.settled && i.kind == crate::ledger::InstructionKind::Chunk
-                }) {
-                    f.refund_withdrawal = self
-                        .store
-                        .withdrawal_refund_facts(&i.front_seq_no, &i.id)?;
+                if let Some(i) = f
+                    .instruction
+                    .as_ref()
+                    .filter(|i| !r.settled && i.kind == crate::ledger::InstructionKind::Chunk)
+                {
+                    f.refund_withdrawal =
+                        self.store.withdrawal_refund_facts(&i.front_seq_no, &i.id)?;
                 }
             }
             Command::Allocate(r) => {

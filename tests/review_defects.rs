@@ -276,10 +276,7 @@ async fn withdrawal_chunk_count_is_capped() {
     let max = fields("9999998.00", "CAP-MAX");
     let max: Vec<(&str, &str)> = max.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let serial = serial("CAP");
-    let r = c
-        .call(ENT, "6033", &serial, &max)
-        .await
-        .expect("6033");
+    let r = c.call(ENT, "6033", &serial, &max).await.expect("6033");
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("ChunkCount").as_deref(), Some("200"));
     let mut status = String::new();

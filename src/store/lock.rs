@@ -148,6 +148,9 @@ mod tests {
     #[test]
     fn unusable_folder_names_the_path() {
         let err = DataDirLock::acquire(Path::new("/proc/self/no/such/folder")).unwrap_err();
-        assert!(err.to_string().contains("/proc/self/no/such/folder"), "{err}");
+        assert!(
+            err.to_string().contains("/proc/self/no/such/folder"),
+            "{err}"
+        );
     }
 }

@@ -138,9 +138,9 @@ pub trait Store: Send + 'static {
         except_id: &str,
     ) -> Result<Option<(Withdrawal, bool)>, StoreError> {
         Ok(self.withdrawal(front_seq_no)?.map(|(w, chunks)| {
-            let others_failed = chunks.iter().all(|c| {
-                c.id == except_id || c.state == crate::ledger::InstructionState::Failed
-            });
+            let others_failed = chunks
+                .iter()
+                .all(|c| c.id == except_id || c.state == crate::ledger::InstructionState::Failed);
             (w, others_failed)
         }))
     }
