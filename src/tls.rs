@@ -295,7 +295,7 @@ fn decode_der_string(tag: u8, v: &[u8]) -> Option<String> {
         0x0C | 0x13 | 0x16 => std::str::from_utf8(v).ok().map(str::to_owned),
         0x14 => Some(v.iter().map(|&b| char::from(b)).collect()),
         0x1E => {
-            if v.len() % 2 != 0 {
+            if !v.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = v

@@ -86,7 +86,7 @@ impl Drop for RailSimProc {
 /// Starts `bankfep rail-sim` answering every request after `latency_ms`, logging to `log`.
 async fn spawn_rail_sim(log: &Path, latency_ms: u64) -> RailSimProc {
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
         .args(["rail-sim", "--addr", &addr])
         .args(["--latency-ms", &latency_ms.to_string()])
         .stdin(Stdio::null())
@@ -100,6 +100,8 @@ async fn spawn_rail_sim(log: &Path, latency_ms: u64) -> RailSimProc {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("rail-sim did not listen on {addr}");
 }
 

@@ -266,7 +266,7 @@ async fn drive_connection(
             None if k >= opts.requests_per_connection as u64 => break,
             _ => {}
         }
-        let (from, to) = if k % 2 == 0 {
+        let (from, to) = if k.is_multiple_of(2) {
             (&p.a, &p.b)
         } else {
             (&p.b, &p.a)
@@ -281,7 +281,7 @@ async fn drive_connection(
             ("InMemberCode", to.code.as_str()),
             ("TranAmt", "1.00"),
         ];
-        if (k + 1) % 10 == 0 {
+        if (k + 1).is_multiple_of(10) {
             fields.push(("TranFee", "0.01"));
         }
         fields.push(("OrderNo", order.as_str()));
