@@ -1,5 +1,5 @@
-//! An independent client for the platform link (PROTOCOL.md §1) and the bank-core notice link
-//! (PROTOCOL.md §2), written from the wire contract alone: it shares no code with the
+//! An independent client for the platform link (docs/protocol.md §1) and the bank-core notice link
+//! (docs/protocol.md §2), written from the wire contract alone: it shares no code with the
 //! gateway's codecs, so tests can use it to check the server's interoperability.
 //!
 //! All lengths are bytes after encoding; all timeouts are milliseconds and apply to each
@@ -14,16 +14,16 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Length of the A001 header in bytes (PROTOCOL.md §1.1).
+/// Length of the A001 header in bytes (docs/protocol.md §1.1).
 pub const HEADER_LEN: usize = 222;
 /// Largest body or record length this client accepts from a peer: 16 MiB.
 pub const MAX_FRAME_BODY: usize = 16 * 1024 * 1024;
-/// Length of a 6920 notice record in bytes, without its 8-digit prefix (PROTOCOL.md §2).
+/// Length of a 6920 notice record in bytes, without its 8-digit prefix (docs/protocol.md §2).
 pub const NOTICE_LEN: usize = 390;
-/// Length of a 6920 reply record in bytes, without its 8-digit prefix (PROTOCOL.md §2).
+/// Length of a 6920 reply record in bytes, without its 8-digit prefix (docs/protocol.md §2).
 pub const CORE_REPLY_LEN: usize = 100;
 
-/// The fields of the A001 header as `(number, offset, length, name)` (PROTOCOL.md §1.1).
+/// The fields of the A001 header as `(number, offset, length, name)` (docs/protocol.md §1.1).
 pub const HEADER_FIELDS: [(u8, usize, usize, &str); 21] = [
     (1, 0, 4, "message class"),
     (2, 4, 2, "target system"),
@@ -97,7 +97,7 @@ pub enum ClientError {
         /// Bytes expected.
         want: usize,
     },
-    /// The peer sent a frame that violates PROTOCOL.md (e.g. a non-numeric length).
+    /// The peer sent a frame that violates docs/protocol.md (e.g. a non-numeric length).
     #[error("malformed frame: {0}")]
     BadFrame(String),
     /// A declared body or record length exceeds [`MAX_FRAME_BODY`].
@@ -142,7 +142,7 @@ pub enum ClientError {
     Setup(String),
 }
 
-/// The body charset named in header field 3 (PROTOCOL.md §1.1): `01` GBK, `02` UTF-8.
+/// The body charset named in header field 3 (docs/protocol.md §1.1): `01` GBK, `02` UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyCharset {
     /// GBK, header code `01`.
@@ -232,7 +232,7 @@ pub fn put_number(
     Ok(())
 }
 
-/// Builds one platform request frame: the 222-byte A001 header (PROTOCOL.md §1.1, request
+/// Builds one platform request frame: the 222-byte A001 header (docs/protocol.md §1.1, request
 /// column) followed by `xml_body` encoded in `cs`.
 ///
 /// Header: `A001`, `01`, charset code, `01`, enterprise code (20), body length in encoded
@@ -664,7 +664,7 @@ pub async fn read_platform_frame<R: AsyncRead + Unpin>(
     Ok(Response { header, body })
 }
 
-/// Reads one length-prefixed record (PROTOCOL.md §2/§3): 8 ASCII digits, then that many
+/// Reads one length-prefixed record (docs/protocol.md §2/§3): 8 ASCII digits, then that many
 /// bytes (capped at [`MAX_FRAME_BODY`]). Returns the record without its prefix.
 ///
 /// Errors: as [`read_platform_frame`].
@@ -703,7 +703,7 @@ pub fn now_cst() -> (String, String) {
     )
 }
 
-/// A platform-link connection (PROTOCOL.md §1): one request at a time.
+/// A platform-link connection (docs/protocol.md §1): one request at a time.
 #[derive(Debug)]
 pub struct PlatformClient {
     stream: Stream,
@@ -780,7 +780,7 @@ impl PlatformClient {
     }
 }
 
-/// Builds a 6920 inbound-credit notice frame (PROTOCOL.md §2): `00000390` followed by the
+/// Builds a 6920 inbound-credit notice frame (docs/protocol.md §2): `00000390` followed by the
 /// 390-byte GBK record: `6920`, bank serial (32), channel (4), accounting date (8), time (6),
 /// payee account (32), amount in fen (15, zero-padded), `RMB`, payer account (32), payer
 /// name (120), payer bank code (14), memo (60), 60 spaces. Text is left-justified and
@@ -820,7 +820,7 @@ pub fn build_notice(
     Ok(out)
 }
 
-/// The fields of a 6920 notice (PROTOCOL.md §2), for [`CoreClient::notify`].
+/// The fields of a 6920 notice (docs/protocol.md §2), for [`CoreClient::notify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// Core serial, ≤ 32 bytes; unique per core.
@@ -865,7 +865,7 @@ impl Notice {
     }
 }
 
-/// A parsed 100-byte 6920 reply (PROTOCOL.md §2).
+/// A parsed 100-byte 6920 reply (docs/protocol.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreReply {
     /// Echoed bank serial, trimmed.
@@ -896,7 +896,7 @@ impl CoreReply {
     }
 }
 
-/// A bank-core-link connection (PROTOCOL.md §2): notices one at a time.
+/// A bank-core-link connection (docs/protocol.md §2): notices one at a time.
 #[derive(Debug)]
 pub struct CoreClient {
     stream: Stream,

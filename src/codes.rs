@@ -1,8 +1,8 @@
-//! Return codes of the platform link (PROTOCOL.md §1.4) and result codes of the bank-core
+//! Return codes of the platform link (docs/protocol.md §1.4) and result codes of the bank-core
 //! link (§2). The human messages live as data in `schemas/return_codes.toml`; the codes
 //! themselves are code, because the ledger decides on them.
 
-/// A platform-link return code (header field 13, 6 ASCII characters), PROTOCOL.md §1.4.
+/// A platform-link return code (header field 13, 6 ASCII characters), docs/protocol.md §1.4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReturnCode {
     /// `000000` success.
@@ -44,7 +44,7 @@ pub enum ReturnCode {
 }
 
 impl ReturnCode {
-    /// Every code, in the order of PROTOCOL.md §1.4 (used to validate the schema at start-up).
+    /// Every code, in the order of docs/protocol.md §1.4 (used to validate the schema at start-up).
     pub const ALL: [ReturnCode; 18] = [
         ReturnCode::Ok,
         ReturnCode::Unsupported,
@@ -142,7 +142,7 @@ mod tests {
     }
 }
 
-/// A bank-core link result code (PROTOCOL.md §2, reply record field "result", 4 characters).
+/// A bank-core link result code (docs/protocol.md §2, reply record field "result", 4 characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoreResult {
     /// `0000` accepted (also for a repeated bank serial, which moves no money).

@@ -1,14 +1,14 @@
 //! Money: integer fen (1/100 CNY) inside the gateway, decimal strings at the XML boundary.
 //!
-//! PROTOCOL.md preamble: amounts in XML are decimal strings with at most 2 fractional digits,
-//! amounts in fixed-width records are integer fen; no floating point anywhere. PITFALLS.md:
+//! docs/protocol.md "Conventions": amounts in XML are decimal strings with at most 2 fractional digits,
+//! amounts in fixed-width records are integer fen; no floating point anywhere. docs/operations.md (design notes):
 //! every store keeps integer fen. All arithmetic here is checked.
 
 /// An amount in fen (分, 1/100 CNY). Signed so that decisions can see a refused negative
-/// request amount; balances are never negative (DOMAIN.md invariants).
+/// request amount; balances are never negative (docs/ledger.md invariants).
 pub type Fen = i64;
 
-/// The largest amount a request may carry: 999,999,999,999.99 CNY in fen (PROTOCOL.md §1.3 `Amt`).
+/// The largest amount a request may carry: 999,999,999,999.99 CNY in fen (docs/protocol.md §1.3 `Amt`).
 pub const AMOUNT_MAX_FEN: Fen = 99_999_999_999_999;
 
 /// Formats fen as a decimal string with exactly two fractional digits: `123450` → `"1234.50"`,

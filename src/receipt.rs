@@ -1,14 +1,14 @@
 //! E-receipts (电子回单): receipt numbers and verification codes (打印校验码).
 //!
-//! DOMAIN.md "Proof": every posting that touches a sub-account gets an e-receipt. The
+//! docs/ledger.md "Proof": every posting that touches a sub-account gets an e-receipt. The
 //! verification code is a keyed MAC (HMAC-SHA-256 with the server's secret) over the receipt's
-//! fields, rendered as 16 characters of `0-9A-Z` (PROTOCOL.md §1.3 `6142`), so a code can be
+//! fields, rendered as 16 characters of `0-9A-Z` (docs/protocol.md §1.3 `6142`), so a code can be
 //! neither guessed (36^16 ≈ 2^82 possibilities) nor forged without the secret, and a lookup
 //! always returns the same code for the same receipt.
 
 use ring::hmac;
 
-/// Length of a verification code in characters (PROTOCOL.md §1.3 `CheckCode`).
+/// Length of a verification code in characters (docs/protocol.md §1.3 `CheckCode`).
 pub const CHECK_CODE_LEN: usize = 16;
 
 /// The fields a verification code covers. Amount in fen.
@@ -69,7 +69,7 @@ impl Signer {
     }
 
     /// The small-amount verification amount (小额鉴权) for binding attempt `front_seq_no` of
-    /// sub-account `sub_acct_no`: 1..=50 fen (0.01–0.50 CNY, DOMAIN.md step 1), from the same
+    /// sub-account `sub_acct_no`: 1..=50 fen (0.01–0.50 CNY, docs/ledger.md step 1), from the same
     /// keyed MAC, so the platform cannot predict it and the gateway's decision stays pure.
     pub fn auth_amount_fen(&self, sub_acct_no: &str, front_seq_no: &str) -> i64 {
         let msg = format!("auth|{sub_acct_no}|{front_seq_no}");

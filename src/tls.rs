@@ -1,4 +1,4 @@
-//! TLS plumbing for the platform, bank-core and rail links (PROTOCOL.md §1–§3, "TLS 1.2/1.3").
+//! TLS plumbing for the platform, bank-core and rail links (docs/protocol.md §1–§3, "TLS 1.2/1.3").
 //!
 //! Every configuration built here installs the `ring` crypto provider explicitly
 //! (`builder_with_provider`), never relying on a process-wide default, and enables

@@ -145,7 +145,7 @@ pub struct WriterCtx {
     pub clock: Arc<dyn Clock>,
     /// Receipt signer.
     pub signer: Signer,
-    /// The bank's expense account paying small-amount verifications (PROTOCOL.md §3).
+    /// The bank's expense account paying small-amount verifications (docs/protocol.md §3).
     pub expense_account: String,
     /// Where newly committed rail instructions go (the dispatcher); `None`: nowhere (tests).
     pub instructions: Option<mpsc::UnboundedSender<Instruction>>,

@@ -2,7 +2,7 @@
 //! cost a bounded amount of memory, are all kept (the default cap is 1,024 per link), and do
 //! not stop a well-behaved client; a flood of malformed frames on 8 connections does not
 //! stop a well-behaved client either, and every malformed frame is answered `YQ9977`
-//! (closed when PROTOCOL.md §1.1 says so).
+//! (closed when docs/protocol.md §1.1 says so).
 
 mod common;
 
@@ -201,7 +201,7 @@ async fn malformed_flood_on_8_connections_does_not_stop_a_well_behaved_client() 
     eprintln!("flood ran {ran_ms} ms:\n{stats}");
     assert!(served.is_ok(), "well-behaved client not served within 60 s");
 
-    // The flood really ran, every kind of it, and was answered as PROTOCOL.md §1.1 says.
+    // The flood really ran, every kind of it, and was answered as docs/protocol.md §1.1 says.
     for k in Malformed::ALL {
         assert!(
             stats.sent.get(k.name()).copied().unwrap_or(0) > 0,

@@ -1,6 +1,6 @@
-//! Money is conserved under concurrent clients (DOMAIN.md invariants): 16 connections doing
+//! Money is conserved under concurrent clients (docs/ledger.md invariants): 16 connections doing
 //! random forced transfers at once, and 16 connections replaying one requester serial at
-//! once (PROTOCOL.md §1.2: money moves exactly once).
+//! once (docs/protocol.md §1.2: money moves exactly once).
 
 mod common;
 

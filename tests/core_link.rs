@@ -1,4 +1,4 @@
-//! The bank-core link (PROTOCOL.md §2): inbound-credit notices and their allocation,
+//! The bank-core link (docs/protocol.md §2): inbound-credit notices and their allocation,
 //! malformed records and untrusted framing; then 6050 paging over the credits and 6139
 //! allocation from suspense (§1.3).
 

@@ -1,4 +1,4 @@
-//! Property tests of the decoders that face hostile peers (PROTOCOL.md §1.1, §2, §3), run
+//! Property tests of the decoders that face hostile peers (docs/protocol.md §1.1, §2, §3), run
 //! by `cargo test` in CI, plus the replay of every input under `fuzz/regressions/`.
 //!
 //! The decoder chains are the ones the cargo-fuzz targets drive

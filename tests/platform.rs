@@ -1,5 +1,5 @@
 //! Black-box tests of the platform link over real TCP sockets: every transaction code of
-//! issue 2, the rejections of PROTOCOL.md §1.4 that apply, and idempotent replay (§1.2).
+//! issue 2, the rejections of docs/protocol.md §1.4 that apply, and idempotent replay (§1.2).
 
 mod common;
 

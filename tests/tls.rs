@@ -1,4 +1,4 @@
-//! The TLS listeners of both links (PROTOCOL.md §1–§2 "or TLS"): with and without client
+//! The TLS listeners of both links (docs/protocol.md §1–§2 "or TLS"): with and without client
 //! certificates, refusal of a client without one when a client CA is configured, and plain
 //! TCP on a TLS port failing without harming the next TLS client.
 

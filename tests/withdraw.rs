@@ -235,7 +235,7 @@ fn chunk_id(seq: &str, n: usize) -> String {
     format!("W{seq}{n:03}")
 }
 
-/// PROTOCOL.md §3 splitting through real withdrawals over the built-in super e-bank rail:
+/// docs/protocol.md §3 splitting through real withdrawals over the built-in super e-bank rail:
 /// the chunk amounts of 6110, and what the rail itself saw and paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn super_ebank_splitting_examples_are_paid_as_specified() {
@@ -419,7 +419,7 @@ async fn wr(
     .expect("6033")
 }
 
-/// Binding and withdrawal refusals of PROTOCOL.md §1.3/§1.4: E10002, YQ9993, E10006, E10007
+/// Binding and withdrawal refusals of docs/protocol.md §1.3/§1.4: E10002, YQ9993, E10006, E10007
 /// with `RemainingAttempts` 4..0 (then the attempt is over: E10005), E10005 for a missing
 /// binding, a wrong account or name and after 6065, E10003 and E10008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

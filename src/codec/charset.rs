@@ -1,15 +1,15 @@
-//! Body charsets of the platform link (PROTOCOL.md §1.1, header field 3) and strict
+//! Body charsets of the platform link (docs/protocol.md §1.1, header field 3) and strict
 //! GBK / UTF-8 conversion.
 //!
 //! Every conversion is strict: malformed input bytes and characters that the target
 //! charset cannot represent are errors, never replacement characters. Lengths are always
-//! **bytes after encoding** (PROTOCOL.md preamble), never characters.
+//! **bytes after encoding** (docs/protocol.md "Conventions"), never characters.
 
 use std::borrow::Cow;
 
 use encoding_rs::{DecoderResult, EncoderResult, GBK};
 
-/// A body charset named by A001 header field 3 (PROTOCOL.md §1.1): `01` GBK, `02` UTF-8.
+/// A body charset named by A001 header field 3 (docs/protocol.md §1.1): `01` GBK, `02` UTF-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charset {
     /// GBK (header code `01`), the default of the link; the header itself is always GBK.
@@ -276,7 +276,7 @@ mod tests {
 /// The longest prefix of `text` that fits `max_bytes` once GBK-encoded, counting 1 byte per
 /// ASCII character and 2 per other character (GBK's maximum, so the bound is never exceeded).
 /// Used where a longer field must go into a narrower fixed-width one (a 120-byte `Remark`
-/// into the rail's 60-byte memo, PROTOCOL.md §3).
+/// into the rail's 60-byte memo, docs/protocol.md §3).
 pub fn gbk_prefix(text: &str, max_bytes: usize) -> &str {
     let mut used = 0usize;
     for (i, c) in text.char_indices() {

@@ -1,15 +1,15 @@
-//! Fixed-width GBK records: the bank-core notice and reply (PROTOCOL.md §2) and the rail
+//! Fixed-width GBK records: the bank-core notice and reply (docs/protocol.md §2) and the rail
 //! request and reply (§3). Layouts come from `schemas/*.toml` (see [`super::schema`]).
 //!
 //! Text fields are left-justified and right-padded with spaces; numeric fields are
-//! zero-padded on the left (PROTOCOL.md preamble). All lengths and offsets are bytes.
+//! zero-padded on the left (docs/protocol.md "Conventions"). All lengths and offsets are bytes.
 
 use nom::bytes::complete::take;
 use nom::IResult;
 
 use super::charset::{self, Charset, CharsetError};
 
-/// How a fixed-width field is padded (PROTOCOL.md preamble).
+/// How a fixed-width field is padded (docs/protocol.md "Conventions").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FixedKind {
     /// Left-justified GBK text, right-padded with spaces.
@@ -184,7 +184,7 @@ impl<'a> FixedRecord<'a> {
     }
 
     /// Field `name` as an unsigned integer: every byte of the width must be an ASCII digit
-    /// (zero padding, PROTOCOL.md preamble); otherwise the error names the field and the
+    /// (zero padding, docs/protocol.md "Conventions"); otherwise the error names the field and the
     /// record offset of the first bad byte. Fields wider than 19 digits are refused.
     pub fn num_u64(&self, name: &str) -> Result<u64, FixedError> {
         let (field, raw) = self.find(name)?;

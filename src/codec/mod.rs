@@ -1,7 +1,7 @@
 //! Codecs: schemas as data, charsets, fixed-width records and XML bodies.
 //!
 //! - [`schema`]: the TOML layouts under `schemas/`, embedded and validated at start-up
-//! - [`charset`]: strict GBK / UTF-8 conversion (PROTOCOL.md §1.1 field 3)
+//! - [`charset`]: strict GBK / UTF-8 conversion (docs/protocol.md §1.1 field 3)
 //! - [`fixed`]: fixed-width GBK records (§2 bank-core notices, §3 rail records), nom-based
 //! - [`xml`]: the `<Result>` XML body of the platform link (§1.1), parser and writer
 //! - [`request`]: schema-driven validation of request fields (§1.2, §1.3)

@@ -1,4 +1,4 @@
-//! Schema-driven validation of request bodies (PROTOCOL.md §1.2 amounts, §1.3 fields).
+//! Schema-driven validation of request bodies (docs/protocol.md §1.2 amounts, §1.3 fields).
 //!
 //! [`validate_request`] turns a parsed [`XmlBody`] into typed [`Fields`] using a
 //! [`TxSchema`]; any fault is a [`FieldFault`], which the server answers with `YQ9993`.

@@ -1,7 +1,7 @@
 //! Layouts as data: the TOML files under `schemas/`, embedded with `include_str!` and
 //! parsed and validated once at start-up by [`Schemas::load_embedded`].
 //!
-//! - `schemas/header.toml`: the 21 fields of the A001 header (PROTOCOL.md §1.1)
+//! - `schemas/header.toml`: the 21 fields of the A001 header (docs/protocol.md §1.1)
 //! - `schemas/core_6920_notice.toml`, `core_6920_reply.toml`: §2 records (390 / 100 bytes)
 //! - `schemas/rail_request.toml`, `rail_reply.toml`: §3 records (320 / 100 bytes)
 //! - `schemas/tx/<code>.toml`: request and response fields of each §1.3 transaction code
@@ -45,7 +45,7 @@ pub enum SchemaError {
     },
 }
 
-/// Kind of a request or response field of a transaction (PROTOCOL.md §1.2, §1.3).
+/// Kind of a request or response field of a transaction (docs/protocol.md §1.2, §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldKind {
@@ -548,7 +548,7 @@ impl Schemas {
         if !spec_matches {
             return Err(invalid(
                 HEADER_FILE.0,
-                "header fields differ from PROTOCOL.md §1.1",
+                "header fields differ from docs/protocol.md §1.1",
             ));
         }
         let mut tx = BTreeMap::new();
@@ -588,7 +588,7 @@ mod tests {
         layout.fields.iter().map(|f| (f.offset, f.len)).collect()
     }
 
-    /// Spec as code: the tables of PROTOCOL.md §1.1, §2 and §3, copied by hand.
+    /// Spec as code: the tables of docs/protocol.md §1.1, §2 and §3, copied by hand.
     #[test]
     fn layouts_equal_protocol_tables() {
         let s = s();

@@ -1,4 +1,4 @@
-//! The XML body of the platform link (PROTOCOL.md §1.1): a bounded, strict parser over an
+//! The XML body of the platform link (docs/protocol.md §1.1): a bounded, strict parser over an
 //! already-decoded `&str` (quick-xml), and the canonical response writer.
 //!
 //! Shape: optional declaration, root `<Result>`, flat child elements (fields), and list

@@ -141,7 +141,7 @@ pub struct Ctx<'a> {
     pub signer: &'a Signer,
     /// Requester serial of the request (header field 12); empty for notices and rail outcomes.
     pub serial: &'a str,
-    /// The bank's expense account that pays small-amount verifications (PROTOCOL.md §3).
+    /// The bank's expense account that pays small-amount verifications (docs/protocol.md §3).
     pub expense_account: &'a str,
     /// Most chunks one withdrawal may need (`rail.max_chunks`, docs/protocol.md §3, default
     /// 200); a withdrawal needing more is refused with `E10009`.
@@ -618,7 +618,7 @@ fn transfer(
 
 /// 6007 freeze/unfreeze. Precedence: `E10009` amount ≤ 0; `E10001`; `E10004`; `E10008`;
 /// freeze above available `E10003`; unfreeze above frozen `E10009`. No posting and no
-/// e-receipt (DOMAIN.md: freeze moves an amount between available and frozen); a detail row
+/// e-receipt (docs/ledger.md: freeze moves an amount between available and frozen); a detail row
 /// (`02`/`03`) records it.
 fn freeze(
     r: &FreezeReq,
@@ -872,7 +872,7 @@ fn receipt(facts: &Facts, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision
     ]))
 }
 
-/// Where an inbound credit goes (PROTOCOL.md §2 自动清分), in order: payee is a sub-account
+/// Where an inbound credit goes (docs/protocol.md §2 自动清分), in order: payee is a sub-account
 /// number → it (a closed one → suspense); payee is the master account and the payer account
 /// is the verified bound account of exactly one sub-account of it → that one; the memo names
 /// exactly one sub-account of that master → it; otherwise suspense. `None` when the payee is

@@ -1,4 +1,4 @@
-//! The ledger invariants of DOMAIN.md, checked on every committed batch in debug builds and
+//! The ledger invariants of docs/ledger.md, checked on every committed batch in debug builds and
 //! by the tests:
 //! - every posting balances (one debit, one credit, same amount > 0);
 //! - no sub-account balance below zero, and 0 ≤ frozen ≤ balance;

@@ -1,4 +1,4 @@
-//! The double-entry sub-ledger (DOMAIN.md "The ledger").
+//! The double-entry sub-ledger (docs/ledger.md "The ledger").
 //!
 //! Per master account: the master mirror (asset), member sub-accounts, suspense (挂账),
 //! fee (公共计息收费) and in transit (提现在途) (liabilities). Every posting is one debit and
@@ -98,7 +98,7 @@ pub struct SubAccount {
     pub chunks_in_flight: u32,
 }
 
-/// A withdrawal account binding (绑定提现账户), PROTOCOL.md §1.3 `6240`/`6241`.
+/// A withdrawal account binding (绑定提现账户), docs/protocol.md §1.3 `6240`/`6241`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
     /// `MemberAcctNo` (≤ 32 bytes).
@@ -162,7 +162,7 @@ impl InstructionState {
     }
 }
 
-/// An outbound credit transfer on the payment rail (PROTOCOL.md §3), persisted before it is
+/// An outbound credit transfer on the payment rail (docs/protocol.md §3), persisted before it is
 /// sent. Amount in fen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instruction {
@@ -219,7 +219,7 @@ pub struct Withdrawal {
     pub chunk_count: u32,
 }
 
-/// A rail outcome reported by the dispatcher (PROTOCOL.md §3): final `S` or `F`.
+/// A rail outcome reported by the dispatcher (docs/protocol.md §3): final `S` or `F`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RailOutcome {
     /// Instruction id.
@@ -231,7 +231,7 @@ pub struct RailOutcome {
 }
 
 impl SubAccount {
-    /// Available = balance − frozen (PROTOCOL.md §1.3 `6010` `AcctAvailBal`).
+    /// Available = balance − frozen (docs/protocol.md §1.3 `6010` `AcctAvailBal`).
     pub fn available(&self) -> Fen {
         self.balance.saturating_sub(self.frozen)
     }
@@ -259,7 +259,7 @@ impl Side {
     }
 }
 
-/// `BookingType` of PROTOCOL.md §1.3 (6072 details).
+/// `BookingType` of docs/protocol.md §1.3 (6072 details).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BookingType {
     /// `01` forced transfer.
@@ -312,7 +312,7 @@ pub struct Posting {
     pub booking_type: BookingType,
 }
 
-/// A typed platform request or core notice (PROTOCOL.md §1.3, §2). Amounts in fen; a
+/// A typed platform request or core notice (docs/protocol.md §1.3, §2). Amounts in fen; a
 /// refused amount (≤ 0) is kept so that the decision can answer `E10009`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -502,7 +502,7 @@ pub struct AllocateReq {
     pub order_no: String,
 }
 
-/// A `6920` notice (PROTOCOL.md §2), amount in fen.
+/// A `6920` notice (docs/protocol.md §2), amount in fen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoticeReq {
     /// Bank serial (核心流水号).
@@ -527,5 +527,5 @@ pub struct NoticeReq {
     pub memo: String,
 }
 
-/// Rows page size of `6072` and `6050` (PROTOCOL.md §1.3: 20 rows a page).
+/// Rows page size of `6072` and `6050` (docs/protocol.md §1.3: 20 rows a page).
 pub const PAGE_ROWS: u32 = 20;

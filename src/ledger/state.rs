@@ -145,7 +145,7 @@ impl LedgerState {
     }
 
     /// A sub-account by number, only if it is under a master account of `enterprise_code`
-    /// (PROTOCOL.md §1.4 `E10001`: not found, or not under this enterprise).
+    /// (docs/protocol.md §1.4 `E10001`: not found, or not under this enterprise).
     pub fn sub_owned(&self, enterprise_code: &str, sub_acct_no: &str) -> Option<&SubAccount> {
         let sub = self.sub_by_no(sub_acct_no)?;
         let master = self.masters.get(&sub.master_id)?;

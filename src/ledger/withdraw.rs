@@ -1,6 +1,6 @@
 //! Binding the single withdrawal account (`6240`, `6241`, `6065`), withdrawals (`6033`) and
-//! rail outcomes: the pure decisions of issue 3 (DOMAIN.md "The life of the money", steps 1
-//! and 4; PROTOCOL.md §1.3 and §3).
+//! rail outcomes: the pure decisions of issue 3 (docs/ledger.md "The life of the money", steps 1
+//! and 4; docs/protocol.md §1.3 and §3).
 //!
 //! A withdrawal debits the sub-account into in transit (and the commission into fee) in the
 //! same batch that records the withdrawal and its chunk instructions, so a balance can never
@@ -17,10 +17,10 @@ use crate::codec::charset::gbk_prefix;
 use crate::codes::ReturnCode;
 use crate::money::{format_fen, AMOUNT_MAX_FEN};
 
-/// Width of the rail's memo field, bytes (PROTOCOL.md §3).
+/// Width of the rail's memo field, bytes (docs/protocol.md §3).
 pub const RAIL_MEMO_BYTES: usize = 60;
 
-/// Wrong verification answers allowed per attempt (PROTOCOL.md §1.4 `E10007`: 5 attempts).
+/// Wrong verification answers allowed per attempt (docs/protocol.md §1.4 `E10007`: 5 attempts).
 pub const AUTH_ATTEMPTS: u32 = 5;
 
 /// Instruction id of the small-amount verification sent for the 6240 with `front_seq_no`.

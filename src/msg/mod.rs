@@ -19,7 +19,7 @@ mod t6248;
 use crate::codec::request::Fields;
 use crate::ledger::Command;
 
-/// A field the typed request needs is absent or unusable (`YQ9993`, PROTOCOL.md §1.4).
+/// A field the typed request needs is absent or unusable (`YQ9993`, docs/protocol.md §1.4).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field {field}: {reason}")]
 pub struct MsgError {
@@ -29,7 +29,7 @@ pub struct MsgError {
     pub reason: &'static str,
 }
 
-/// The transaction codes this gateway serves (PROTOCOL.md §1.3). Others get `YQ0000`.
+/// The transaction codes this gateway serves (docs/protocol.md §1.3). Others get `YQ0000`.
 pub const SERVED: [&str; 13] = [
     "6248", "6240", "6241", "6065", "6034", "6007", "6033", "6010", "6072", "6050", "6139", "6110",
     "6142",

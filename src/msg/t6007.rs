@@ -1,4 +1,4 @@
-//! `6007` freeze / unfreeze part of a balance (冻结/解冻), PROTOCOL.md §1.3.
+//! `6007` freeze / unfreeze part of a balance (冻结/解冻), docs/protocol.md §1.3.
 use super::{amount, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, FreezeReq};

@@ -1,4 +1,4 @@
-//! `6010` sub-account balance (子账户余额), PROTOCOL.md §1.3.
+//! `6010` sub-account balance (子账户余额), docs/protocol.md §1.3.
 use super::{text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::Command;

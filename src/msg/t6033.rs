@@ -1,4 +1,4 @@
-//! `6033` withdraw to the bound account (会员提现/出金), PROTOCOL.md §1.3 and §3.
+//! `6033` withdraw to the bound account (会员提现/出金), docs/protocol.md §1.3 and §3.
 use super::{amount, gbk_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, WithdrawReq};

@@ -1,4 +1,4 @@
-//! `6034` forced transfer between two sub-accounts (强制转账), PROTOCOL.md §1.3.
+//! `6034` forced transfer between two sub-accounts (强制转账), docs/protocol.md §1.3.
 use super::{amount, gbk_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, TransferReq};

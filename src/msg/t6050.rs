@@ -1,4 +1,4 @@
-//! `6050` inbound credits of the enterprise's master accounts (普通转账充值明细), PROTOCOL.md §1.3.
+//! `6050` inbound credits of the enterprise's master accounts (普通转账充值明细), docs/protocol.md §1.3.
 use super::{date, int, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, PageReq};

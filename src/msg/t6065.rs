@@ -1,4 +1,4 @@
-//! `6065` unbind the withdrawal account (解绑), PROTOCOL.md §1.3.
+//! `6065` unbind the withdrawal account (解绑), docs/protocol.md §1.3.
 use super::{text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, UnbindReq};

@@ -1,4 +1,4 @@
-//! `6072` transaction details of a sub-account (交易明细), 20 rows a page, PROTOCOL.md §1.3.
+//! `6072` transaction details of a sub-account (交易明细), 20 rows a page, docs/protocol.md §1.3.
 use super::{date, int, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, PageReq};

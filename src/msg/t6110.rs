@@ -1,4 +1,4 @@
-//! `6110` status of one earlier request (单笔交易状态), PROTOCOL.md §1.3.
+//! `6110` status of one earlier request (单笔交易状态), docs/protocol.md §1.3.
 use super::{text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::Command;

@@ -1,4 +1,4 @@
-//! `6139` allocate a suspense credit to a sub-account (登记挂账), PROTOCOL.md §1.3.
+//! `6139` allocate a suspense credit to a sub-account (登记挂账), docs/protocol.md §1.3.
 use super::{amount, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{AllocateReq, Command};

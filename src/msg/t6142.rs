@@ -1,4 +1,4 @@
-//! `6142` e-receipt of a transaction (电子回单), PROTOCOL.md §1.3.
+//! `6142` e-receipt of a transaction (电子回单), docs/protocol.md §1.3.
 use super::{text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::Command;

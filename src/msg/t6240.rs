@@ -1,5 +1,5 @@
 //! `6240` bind the single withdrawal account, start small-amount verification
-//! (绑定提现账户·小额鉴权), PROTOCOL.md §1.3.
+//! (绑定提现账户·小额鉴权), docs/protocol.md §1.3.
 use super::{gbk_text, opt_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{BindReq, Command};

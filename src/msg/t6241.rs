@@ -1,4 +1,4 @@
-//! `6241` confirm the verification amount (回填鉴权金额), PROTOCOL.md §1.3.
+//! `6241` confirm the verification amount (回填鉴权金额), docs/protocol.md §1.3.
 use super::{amount, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, ConfirmBindReq};

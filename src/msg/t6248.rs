@@ -1,4 +1,4 @@
-//! `6248` open or close a member sub-account (会员子账户开立/销户), PROTOCOL.md §1.3.
+//! `6248` open or close a member sub-account (会员子账户开立/销户), docs/protocol.md §1.3.
 use super::{gbk_text, opt_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, OpenReq};

@@ -1,4 +1,4 @@
-//! Super e-bank splitting (PROTOCOL.md §3): a withdrawal paid over the `7001` rail is
+//! Super e-bank splitting (docs/protocol.md §3): a withdrawal paid over the `7001` rail is
 //! split into the fewest chunks that are each strictly below 50,000.00 CNY, sized as
 //! evenly as possible (amounts differ by at most 0.01, larger chunks first). Each chunk
 //! becomes its own instruction with its own id. Same-bank (`7002`) transfers are never

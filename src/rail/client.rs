@@ -1,4 +1,4 @@
-//! The gateway's rail client (PROTOCOL.md §3): one instruction per connection.
+//! The gateway's rail client (docs/protocol.md §3): one instruction per connection.
 //!
 //! [`call`] connects (TCP, then TLS when configured), writes one prefixed request, reads
 //! one prefixed reply, checks that it answers this request and closes. Every error leaves

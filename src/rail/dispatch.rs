@@ -1,4 +1,4 @@
-//! The rail dispatcher and resolver (PROTOCOL.md §3): drives every instruction to a final
+//! The rail dispatcher and resolver (docs/protocol.md §3): drives every instruction to a final
 //! outcome exactly once.
 //!
 //! - A new instruction (already durable: the writer hands it over only after its batch
@@ -28,7 +28,7 @@ use crate::codec::schema::Schemas;
 use crate::ledger::{Instruction, RailOutcome};
 use crate::writer::{Job, WriterHandle};
 
-/// Query schedule of unknown outcomes, ms (PROTOCOL.md §3 defaults: 1,000 / 1,000 / 30,000).
+/// Query schedule of unknown outcomes, ms (docs/protocol.md §3 defaults: 1,000 / 1,000 / 30,000).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RailTiming {
     /// Wait before the first `7003` of an unknown instruction (§3: within 2 s).

@@ -1,5 +1,5 @@
-//! The payment rail (PROTOCOL.md §3): the gateway's outbound credit transfers to the bank's
-//! payment channel, as used by withdrawals (DOMAIN.md "The life of the money", step 4).
+//! The payment rail (docs/protocol.md §3): the gateway's outbound credit transfers to the bank's
+//! payment channel, as used by withdrawals (docs/ledger.md "The life of the money", step 4).
 //!
 //! - [`wire`]: the 320-byte request and 100-byte reply records, typed
 //! - [`client`]: one instruction per connection, TCP or TLS; every error means "outcome

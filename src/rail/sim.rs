@@ -1,4 +1,4 @@
-//! A simulator of the bank's payment rail (PROTOCOL.md §3): used by tests, by the gateway
+//! A simulator of the bank's payment rail (docs/protocol.md §3): used by tests, by the gateway
 //! as its built-in default rail (§4: settles every instruction, refusing `7001` at or
 //! above 50,000.00) and as `bankfep rail-sim`.
 //!

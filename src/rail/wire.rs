@@ -1,4 +1,4 @@
-//! Typed §3 records (PROTOCOL.md §3): the 320-byte rail request and the 100-byte rail
+//! Typed §3 records (docs/protocol.md §3): the 320-byte rail request and the 100-byte rail
 //! reply, both without their 8-digit length prefix (see [`crate::wire::prefixed`]).
 //! Layouts come from `schemas/rail_request.toml` and `schemas/rail_reply.toml`.
 

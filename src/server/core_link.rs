@@ -1,4 +1,4 @@
-//! The bank-core link handler (PROTOCOL.md §2): 8-digit length-prefixed 6920 notices, one
+//! The bank-core link handler (docs/protocol.md §2): 8-digit length-prefixed 6920 notices, one
 //! 100-byte reply each, in order. A notice is booked once per bank serial; the core retries
 //! until it reads `0000`. A prefix that is not 8 digits, or a length beyond the record
 //! maximum, is answered `1001` and the connection closed (the framing cannot be trusted);

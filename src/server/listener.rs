@@ -18,9 +18,9 @@ use crate::config::TlsListener;
 /// Which protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
-    /// Platform link (PROTOCOL.md §1).
+    /// Platform link (docs/protocol.md §1).
     Platform,
-    /// Bank-core link (PROTOCOL.md §2).
+    /// Bank-core link (docs/protocol.md §2).
     Core,
 }
 

@@ -1,4 +1,4 @@
-//! The platform link handler (PROTOCOL.md §1): many sequential requests per connection.
+//! The platform link handler (docs/protocol.md §1): many sequential requests per connection.
 //!
 //! One request, start to end: bounded frame → header checks (§1.1) → enterprise (`YQ9985`)
 //! → transaction code (`YQ0000`) → charset (`YQ9977`) → XML (`YQ9977`) → schema fields

@@ -4,7 +4,7 @@
 //! Contract: the writer calls `begin`, then for each request `savepoint`, prefetch reads,
 //! appends, and `release` or `rollback_to`; then the account post-images of the batch once
 //! (`write_accounts`, `save_counters`), then `commit`, which returns only when the batch is
-//! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (PITFALLS.md).
+//! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (docs/operations.md (design notes)).
 
 pub mod lock;
 pub mod sqlite;
@@ -35,7 +35,7 @@ pub enum StoreError {
     },
 }
 
-/// A recorded platform request and its final response (PROTOCOL.md §1.2 idempotency).
+/// A recorded platform request and its final response (docs/protocol.md §1.2 idempotency).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredRequest {
     /// Header field 5.

@@ -1,5 +1,5 @@
 //! The embedded store: SQLite through rusqlite (bundled), WAL, `synchronous=FULL`,
-//! `BEGIN IMMEDIATE` batches (PITFALLS.md "Money and storage"). Amounts are INTEGER fen.
+//! `BEGIN IMMEDIATE` batches (docs/operations.md "Design notes"). Amounts are INTEGER fen.
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! `bankfep abuse`: abusive peers against a running gateway's platform link (PROTOCOL.md
+//! `bankfep abuse`: abusive peers against a running gateway's platform link (docs/protocol.md
 //! §1.1), to measure what they cost.
 //!
 //! * **idle** ([`run_idle`]): N TCP connections that send nothing (or half a header, or a
@@ -362,7 +362,7 @@ impl Malformed {
         }
     }
 
-    /// Whether PROTOCOL.md §1.1 has the server close the connection after its `YQ9977`.
+    /// Whether docs/protocol.md §1.1 has the server close the connection after its `YQ9977`.
     pub fn closes(self) -> bool {
         matches!(
             self,

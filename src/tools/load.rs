@@ -1,5 +1,5 @@
 //! The `bankfep load` load generator: drives a running gateway over the platform link
-//! (PROTOCOL.md §1, 6248 and 6034) after funding sub-accounts over the core link (§2, 6920).
+//! (docs/protocol.md §1, 6248 and 6034) after funding sub-accounts over the core link (§2, 6920).
 //!
 //! Per connection, before the clock starts: open two sub-accounts (A, B) with 6248, fund each
 //! with a 1,000,000.00 CNY notice. Then each connection sends sequential 6034 forced

@@ -1,4 +1,4 @@
-//! The A001 frame of the platform link (PROTOCOL.md §1.1): a 222-byte GBK header and a
+//! The A001 frame of the platform link (docs/protocol.md §1.1): a 222-byte GBK header and a
 //! body of exactly header-field-6 bytes.
 //!
 //! [`A001Codec`] only frames (fields 1, 2 and 6, and the body cap); [`check_request_header`]

@@ -1,6 +1,6 @@
 //! Framing: how many bytes make one message on each link.
 //!
-//! - [`a001`]: the platform link's 222-byte A001 header + body (PROTOCOL.md §1.1)
+//! - [`a001`]: the platform link's 222-byte A001 header + body (docs/protocol.md §1.1)
 //! - [`prefixed`]: the 8-digit length prefix of the bank-core link (§2) and the rail (§3)
 //!
 //! Decoders keep "need more bytes" (`Ok(None)`) apart from "bad bytes" (`Err`), and check

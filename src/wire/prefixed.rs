@@ -1,4 +1,4 @@
-//! 8-digit length-prefixed records of the bank-core link (PROTOCOL.md §2) and the payment
+//! 8-digit length-prefixed records of the bank-core link (docs/protocol.md §2) and the payment
 //! rail (§3): 8 ASCII digits giving the length of what follows (not counting itself), then
 //! the fixed-width record.
 
