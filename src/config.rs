@@ -583,7 +583,8 @@ mod tests {
 
     #[test]
     fn each_zero_limit_is_named() {
-        let cases: Vec<(&str, fn(&mut Config))> = vec![
+        type Setter = fn(&mut Config);
+        let cases: Vec<(&str, Setter)> = vec![
             ("limits.body_bytes_max", |c| c.limits.body_bytes_max = 0),
             ("limits.connections_max", |c| c.limits.connections_max = 0),
             ("limits.connections_per_peer_max", |c| {
