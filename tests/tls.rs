@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bankfep::client::{build_request, xml_request, BodyCharset, CoreClient, PlatformClient};
-use bankfep::config::TlsListener;
+use bankfep::config::{TlsClient, TlsListener};
 use bankfep::devcerts::{write_dev_certs, DevCerts};
 use bankfep::tls::client_config;
 use common::*;
@@ -26,7 +26,15 @@ async fn start_tls(name: &str, mutual: bool) -> (Gw, DevCerts) {
     };
     let mut cfg = test_config(dir);
     cfg.platform_tls = Some(listener(mutual));
-    cfg.core_tls = Some(listener(mutual));
+    let mut core = listener(mutual);
+    if mutual {
+        // A client CA on the core link needs the bank core's identity listed (issue 7).
+        core.clients = vec![TlsClient {
+            identity: bankfep::devcerts::CORE_CLIENT_CN.into(),
+            enterprises: Vec::new(),
+        }];
+    }
+    cfg.core_tls = Some(core);
     (start_with(cfg).await, certs)
 }
 
