@@ -349,7 +349,7 @@ impl Config {
 
     /// Checks ranges; each error names the offending key:
     /// - tenants: enterprise codes 1..=20 bytes, master accounts 1..=32 bytes (docs/protocol.md §1);
-    /// - `limits.*` positive, except `limits.drain_ms` (0: stop without waiting);
+    /// - every `limits.*` positive;
     /// - `batch_max`, `queue_max`, `rail.inflight_max`, `rail.*_ms` positive,
     ///   `rail.backoff_max_ms` ≥ `rail.backoff_start_ms`, `rail.max_chunks` ≥ 1;
     /// - `utc_offset_seconds` within ±86,399;
@@ -390,7 +390,7 @@ impl Config {
         }
         let l = &self.limits;
         let r = &self.rail;
-        let positive: [(&str, u64); 17] = [
+        let positive: [(&str, u64); 18] = [
             ("limits.body_bytes_max", l.body_bytes_max as u64),
             ("limits.connections_max", l.connections_max as u64),
             (
@@ -403,6 +403,7 @@ impl Config {
             ("limits.xml_depth_max", l.xml_depth_max as u64),
             ("limits.xml_elements_max", l.xml_elements_max as u64),
             ("limits.reply_wait_ms", l.reply_wait_ms),
+            ("limits.drain_ms", l.drain_ms),
             ("batch_max", self.batch_max as u64),
             ("queue_max", self.queue_max as u64),
             ("rail.inflight_max", r.inflight_max as u64),
@@ -598,6 +599,7 @@ mod tests {
             ("limits.xml_depth_max", |c| c.limits.xml_depth_max = 0),
             ("limits.xml_elements_max", |c| c.limits.xml_elements_max = 0),
             ("limits.reply_wait_ms", |c| c.limits.reply_wait_ms = 0),
+            ("limits.drain_ms", |c| c.limits.drain_ms = 0),
             ("batch_max", |c| c.batch_max = 0),
             ("queue_max", |c| c.queue_max = 0),
             ("rail.inflight_max", |c| c.rail.inflight_max = 0),
@@ -612,15 +614,8 @@ mod tests {
             set(&mut cfg);
             assert_eq!(invalid_message(&cfg), format!("{key} must be positive"));
         }
-        let mut cfg = Config {
-            limits: Limits {
-                drain_ms: 0,
-                ..Limits::default()
-            },
-            ..Config::default()
-        };
-        cfg.validate()
-            .expect("drain_ms 0 means: stop without waiting");
+        let mut cfg = Config::default();
+        cfg.validate().expect("the defaults are valid");
         cfg.rail.backoff_start_ms = 5_000;
         cfg.rail.backoff_max_ms = 4_000;
         assert!(invalid_message(&cfg).contains("rail.backoff_max_ms"));
