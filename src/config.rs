@@ -273,9 +273,17 @@ pub enum ConfigError {
         /// Parser message.
         message: String,
     },
-    /// A value out of range.
+    /// A value out of range (from [`Config::validate`]; the message names the key).
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A value out of range in a file (from [`Config::from_file`]).
+    #[error("invalid configuration {path}: {message}")]
+    InvalidIn {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
 
 /// Length of the receipt MAC secret, bytes (HMAC-SHA-256 key, `receipt_key_hex`).
@@ -311,8 +319,8 @@ impl Config {
     /// `./data` in the current directory.
     ///
     /// Errors: [`ConfigError::Read`] (unreadable file), [`ConfigError::Parse`] naming the
-    /// file and, for an unknown or mistyped key, the key, [`ConfigError::Invalid`] (a value
-    /// out of range, naming its key).
+    /// file and, for an unknown or mistyped key, the key, [`ConfigError::InvalidIn`] (a
+    /// value out of range, naming the file and the key).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -330,7 +338,13 @@ impl Config {
             _ => PathBuf::from("."),
         };
         cfg.resolve_paths(&base, table.contains_key("data_dir"));
-        cfg.validate()?;
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::InvalidIn {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
         Ok(cfg)
     }
 
@@ -631,10 +645,12 @@ mod tests {
         let dir = TempDir::new("zero");
         let path = dir.write("gw.toml", "[limits]\nread_idle_ms = 0\n");
         let err = Config::from_file(&path).expect_err("zero refused");
-        assert!(
-            err.to_string()
-                .contains("limits.read_idle_ms must be positive"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid configuration {}: limits.read_idle_ms must be positive",
+                path.display()
+            )
         );
     }
 
