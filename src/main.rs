@@ -25,7 +25,9 @@ enum Cmd {
     /// `ready` once listening).
     Serve(ServeArgs),
     /// Send every fixture's request to a running gateway and compare the responses byte for
-    /// byte (except the header date and time).
+    /// byte (except the header date and time). Start the gateway first and wait for its
+    /// `ready` line (docs/operations.md); replay stops with one error at the first link it
+    /// cannot connect to. Exits non-zero when a case fails or DIR holds no case.
     Replay {
         /// Fixture directory (`<flow>/<case>/request.bin`, `response.bin`, `note.txt`).
         dir: PathBuf,
