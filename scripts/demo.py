@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bankfep walk-through: open a sub-account, fund it, bind a withdrawal account with
 small-amount verification, withdraw 120,000.00 and watch the three 40,000.00 super e-bank
-chunks settle. A client written from PROTOCOL.md alone, Python standard library only.
+chunks settle. A client written from docs/protocol.md alone, Python standard library only.
 
 Usage (gateway running on its defaults, `cargo run --release -- serve`):
     python3 scripts/demo.py [--auth-amt 0.23] [--platform 127.0.0.1:7072] [--core 127.0.0.1:7073]
@@ -36,7 +36,7 @@ def field(body, name):
 
 
 class Platform:
-    """PROTOCOL.md §1: 222-byte A001 header + GBK XML body."""
+    """docs/protocol.md §1: 222-byte A001 header + GBK XML body."""
 
     def __init__(self, addr):
         self.s = socket.create_connection(hostport(addr), timeout=30)
@@ -63,7 +63,7 @@ class Platform:
 
 
 def notice(addr, serial, payee, fen, payer_acct, payer_name, memo=""):
-    """PROTOCOL.md §2: 00000390 + the 390-byte 6920 record."""
+    """docs/protocol.md §2: 00000390 + the 390-byte 6920 record."""
     def t(v, n):
         b = v.encode("gbk")
         assert len(b) <= n

@@ -1,5 +1,6 @@
 //! The business clock. Dates and times the gateway writes or files by are in its business
-//! time zone, China Standard Time (UTC+8) unless configured otherwise (PROTOCOL.md preamble).
+//! time zone, China Standard Time (UTC+8) unless configured otherwise (docs/protocol.md
+//! preamble).
 //! Tests and fixture replay use a [`FixedClock`] so that response bytes are reproducible.
 
 use chrono::{FixedOffset, NaiveDateTime, Utc};
@@ -49,9 +50,39 @@ impl Clock for FixedClock {
     }
 }
 
-/// Parses `yyyy-MM-ddTHH:mm:ss` (the `--clock` flag).
+/// Parses `yyyy-MM-ddTHH:mm:ss` (the `--clock` flag); `None` for anything else. See
+/// [`parse_fixed_checked`] for why a value was refused.
 pub fn parse_fixed(s: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok()
+    parse_fixed_checked(s).ok()
+}
+
+/// Why a fixed clock value (`--clock`, `clock = ...`) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FixedClockError {
+    /// Not of the shape `yyyy-MM-ddTHH:mm:ss` (19 characters, digits and separators).
+    #[error("must be yyyy-MM-ddTHH:mm:ss, e.g. 2026-11-23T10:00:00")]
+    Format,
+    /// The shape is right but no such date or time exists (e.g. 2026-02-30, 24:00:00).
+    #[error("has the form yyyy-MM-ddTHH:mm:ss but is not a real date and time")]
+    NotADateTime,
+}
+
+/// Parses `yyyy-MM-ddTHH:mm:ss` (the `--clock` flag), telling a malformed value
+/// ([`FixedClockError::Format`]) from a well-formed one that names no real date or time,
+/// such as 30 February or hour 24 ([`FixedClockError::NotADateTime`]).
+pub fn parse_fixed_checked(s: &str) -> Result<NaiveDateTime, FixedClockError> {
+    let b = s.as_bytes();
+    let shape_ok = b.len() == 19
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(FixedClockError::Format);
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").map_err(|_| FixedClockError::NotADateTime)
 }
 
 /// A date-time cut into the wire forms: `date` = yyyymmdd as a number, `date_str` = `yyyyMMdd`
@@ -91,5 +122,32 @@ mod tests {
         assert_eq!(s.date_str, "20261123");
         assert_eq!(s.time_str, "100005");
         assert!(parse_fixed("2026-13-01T00:00:00").is_none());
+    }
+
+    #[test]
+    fn impossible_dates_are_told_from_malformed_values() {
+        use FixedClockError::*;
+        for bad in [
+            "2026-02-30T10:00:00",
+            "2026-13-01T00:00:00",
+            "2026-11-23T24:00:00",
+        ] {
+            assert_eq!(parse_fixed_checked(bad), Err(NotADateTime), "{bad}");
+        }
+        for bad in [
+            "",
+            "2026-11-23 10:00:00",
+            "2026-11-23T10:00",
+            "26-11-23T10:00:00",
+            "2026-11-23T10:00:00Z",
+            "2026/11/23T10:00:00",
+            "2026-11-2aT10:00:00",
+        ] {
+            assert_eq!(parse_fixed_checked(bad), Err(Format), "{bad}");
+        }
+        assert_eq!(
+            parse_fixed_checked("2028-02-29T23:59:59").map(|t| t.to_string()),
+            Ok("2028-02-29 23:59:59".to_string())
+        );
     }
 }

@@ -1,5 +1,11 @@
-//! Gateway configuration: the defaults of PROTOCOL.md §4, an optional TOML file
-//! (`serve --config FILE`), and command-line flags, which override both.
+//! Gateway configuration: the defaults of docs/protocol.md §4, an optional TOML file
+//! (`serve --config FILE`), and command-line flags, which override both. Every key is
+//! described in docs/configuration.md.
+//!
+//! Rules of the file: an unknown key is an error naming the key and the file; a relative
+//! path in the file (`data_dir`, certificates, keys, CAs) is relative to the file's folder,
+//! not to the current directory (a path given as a command-line flag stays relative to the
+//! current directory).
 //!
 //! Example file (every key optional; `bankfep dev-certs DIR` writes a working TLS one):
 //! ```toml
@@ -13,18 +19,18 @@
 //!
 //! [platform_tls]
 //! addr = "127.0.0.1:7443"
-//! cert = "certs/server.pem"
-//! key = "certs/server.key"
-//! client_ca = "certs/ca.pem"          # require client certificates (mutual TLS)
+//! cert = "server.pem"                 # relative to this file's folder
+//! key = "server.key"
+//! client_ca = "ca.pem"                 # require client certificates (mutual TLS)
 //! [[platform_tls.clients]]            # which enterprise codes each certificate may use
 //! identity = "DEMOPLATFORM00000001"   # the certificate's subject CN
 //! enterprises = ["DEMOPLATFORM00000001"]
 //!
 //! [rail]
 //! addr = "10.0.0.5:7001"              # absent: the built-in simulator
-//! tls_ca = "certs/rail-ca.pem"        # verify the rail's server certificate
+//! tls_ca = "rail-ca.pem"              # verify the rail's server certificate
 //! expense_account = "6222000000000009999"
-//! first_query_ms = 1000               # PROTOCOL.md §3 query schedule
+//! first_query_ms = 1000               # docs/protocol.md §3 query schedule
 //! backoff_max_ms = 30000
 //!
 //! [limits]
@@ -35,19 +41,20 @@
 //! frame_deadline_ms = 30000
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::writer::WriterConfig;
 
-/// The demo tenant's enterprise code (PROTOCOL.md §4).
+/// The demo tenant's enterprise code (docs/protocol.md §4).
 pub const DEMO_ENTERPRISE: &str = "DEMOPLATFORM00000001";
-/// The demo tenant's master account (PROTOCOL.md §4).
+/// The demo tenant's master account (docs/protocol.md §4).
 pub const DEMO_MASTER_ACCOUNT: &str = "6222000000000000001";
 
 /// A platform (enterprise) and its master accounts.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Tenant {
     /// Enterprise code (header field 5, ≤ 20 bytes).
     pub enterprise_code: String,
@@ -55,9 +62,10 @@ pub struct Tenant {
     pub master_accounts: Vec<String>,
 }
 
-/// A client certificate identity and the enterprise codes it may use (issue 4, PROTOCOL.md
+/// A client certificate identity and the enterprise codes it may use (issue 4, docs/protocol.md
 /// §1.4 `YQ9985`: "not the one bound to this TLS client certificate").
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct TlsClient {
     /// The certificate's subject common name (CN).
     pub identity: String,
@@ -75,6 +83,7 @@ pub struct TlsClient {
 /// `YQ9985` and changes nothing. On the core link, a non-empty `clients` admits only the
 /// listed CNs (others are disconnected after the handshake).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct TlsListener {
     /// `HOST:PORT` to listen on.
     pub addr: String,
@@ -89,9 +98,9 @@ pub struct TlsListener {
     pub clients: Vec<TlsClient>,
 }
 
-/// The payment rail (PROTOCOL.md §3): where it is and how the gateway talks to it.
+/// The payment rail (docs/protocol.md §3): where it is and how the gateway talks to it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RailConfig {
     /// `HOST:PORT` of an external rail; `None` starts the built-in simulator (§4).
     pub addr: Option<String>,
@@ -145,9 +154,9 @@ impl Default for RailConfig {
 
 /// Resource limits, each with a safe default.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Largest A001 body accepted, bytes (PROTOCOL.md §1.1: default 1 MiB, itself allowed).
+    /// Largest A001 body accepted, bytes (docs/protocol.md §1.1: default 1 MiB, itself allowed).
     pub body_bytes_max: usize,
     /// Open connections per listener, beyond which new ones are closed at once.
     pub connections_max: usize,
@@ -188,9 +197,10 @@ impl Default for Limits {
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (default `./data`, relative to the current directory;
+    /// in a file, relative to the file's folder).
     pub data_dir: PathBuf,
     /// Platform link, plain TCP (`None`: disabled).
     pub platform_addr: Option<String>,
@@ -212,9 +222,11 @@ pub struct Config {
     pub queue_max: usize,
     /// Business time zone, seconds east of UTC (default 28,800: China Standard Time).
     pub utc_offset_seconds: i32,
-    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (tests and fixture replay only).
+    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (tests and fixture replay only); it must
+    /// name a real date and time.
     pub clock: Option<String>,
-    /// Receipt MAC secret as hex; when absent a random one is created and stored on first start.
+    /// Receipt MAC secret as exactly 64 hex digits (32 bytes); when absent a random one is
+    /// created and stored on first start.
     pub receipt_key_hex: Option<String>,
 }
 
@@ -261,67 +273,189 @@ pub enum ConfigError {
         /// Parser message.
         message: String,
     },
-    /// A value out of range.
+    /// A value out of range (from [`Config::validate`]; the message names the key).
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A value out of range in a file (from [`Config::from_file`]).
+    #[error("invalid configuration {path}: {message}")]
+    InvalidIn {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// Length of the receipt MAC secret, bytes (HMAC-SHA-256 key, `receipt_key_hex`).
+pub const RECEIPT_KEY_BYTES: usize = 32;
+
+/// `path` as seen from `base` (the configuration file's folder): absolute paths unchanged.
+fn resolve(base: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        *path = base.join(&*path);
+    }
+}
+
+fn resolve_opt(base: &Path, path: &mut Option<PathBuf>) {
+    if let Some(p) = path {
+        resolve(base, p);
+    }
+}
+
+fn resolve_listener(base: &Path, l: &mut Option<TlsListener>) {
+    if let Some(l) = l {
+        resolve(base, &mut l.cert);
+        resolve(base, &mut l.key);
+        resolve_opt(base, &mut l.client_ca);
+    }
 }
 
 impl Config {
-    /// Reads a TOML file over the defaults.
-    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+    /// Reads a TOML file over the defaults, then [`Config::validate`]s it.
+    ///
+    /// Relative paths in the file (`data_dir`, `platform_tls`/`core_tls` `cert`, `key`,
+    /// `client_ca`, `rail` `tls_ca`, `client_cert`, `client_key`) are taken relative to the
+    /// file's folder; absolute ones are unchanged; the default `data_dir` (key absent) stays
+    /// `./data` in the current directory.
+    ///
+    /// Errors: [`ConfigError::Read`] (unreadable file), [`ConfigError::Parse`] naming the
+    /// file and, for an unknown or mistyped key, the key, [`ConfigError::InvalidIn`] (a
+    /// value out of range, naming the file and the key).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
+        };
+        let mut cfg: Config = toml::from_str(&text).map_err(parse_err)?;
+        // Parsed a second time only to tell an explicit `data_dir` from the default one.
+        let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        cfg.resolve_paths(&base, table.contains_key("data_dir"));
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::InvalidIn {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
         })?;
-        cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Checks ranges: enterprise codes ≤ 20 bytes, accounts ≤ 32, non-zero limits.
+    /// Makes every relative path of the configuration relative to `base` (a configuration
+    /// file's folder); `data_dir` only when `data_dir_given`.
+    fn resolve_paths(&mut self, base: &Path, data_dir_given: bool) {
+        if data_dir_given {
+            resolve(base, &mut self.data_dir);
+        }
+        resolve_listener(base, &mut self.platform_tls);
+        resolve_listener(base, &mut self.core_tls);
+        resolve_opt(base, &mut self.rail.tls_ca);
+        resolve_opt(base, &mut self.rail.client_cert);
+        resolve_opt(base, &mut self.rail.client_key);
+    }
+
+    /// Checks ranges; each error names the offending key:
+    /// - tenants: enterprise codes 1..=20 bytes, master accounts 1..=32 bytes (docs/protocol.md §1);
+    /// - every `limits.*` positive;
+    /// - `batch_max`, `queue_max`, `rail.inflight_max`, `rail.*_ms` positive,
+    ///   `rail.backoff_max_ms` ≥ `rail.backoff_start_ms`, `rail.max_chunks` ≥ 1;
+    /// - `utc_offset_seconds` within ±86,399;
+    /// - `clock` a real date and time of the form `yyyy-MM-ddTHH:mm:ss`;
+    /// - `receipt_key_hex` exactly 64 hex digits (32 bytes);
+    /// - `core_tls.client_ca` only with at least one `[[core_tls.clients]]` identity.
+    ///
+    /// Errors: [`ConfigError::Invalid`] with a message naming the key (never a secret value).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
         for t in &self.tenants {
             if t.enterprise_code.is_empty() || t.enterprise_code.len() > 20 {
-                return Err(ConfigError::Invalid(
-                    "enterprise_code must be 1..=20 bytes".into(),
-                ));
+                return invalid("tenants.enterprise_code must be 1..=20 bytes".into());
             }
             if t.master_accounts
                 .iter()
                 .any(|a| a.is_empty() || a.len() > 32)
             {
-                return Err(ConfigError::Invalid(
-                    "master account numbers must be 1..=32 bytes".into(),
-                ));
+                return invalid(
+                    "tenants.master_accounts: account numbers must be 1..=32 bytes".into(),
+                );
             }
         }
         if self.rail.max_chunks == 0 {
-            return Err(ConfigError::Invalid(
-                "rail.max_chunks must be at least 1".into(),
-            ));
+            return invalid("rail.max_chunks must be at least 1".into());
         }
         // Issue 7, item 6: a client CA on the core link with no listed identity would admit
         // every certificate that CA signed (a platform's too) as the bank core.
         if let Some(t) = &self.core_tls {
             if t.client_ca.is_some() && t.clients.is_empty() {
-                return Err(ConfigError::Invalid(
+                return invalid(
                     "core_tls.client_ca is set but no [[core_tls.clients]] identity is listed: \
                      every certificate that CA signed could push inbound credits; list the bank \
                      core's certificate identity"
                         .into(),
-                ));
+                );
             }
         }
         let l = &self.limits;
-        if l.body_bytes_max == 0
-            || l.connections_max == 0
-            || l.connections_per_peer_max == 0
-            || l.read_idle_ms == 0
-        {
-            return Err(ConfigError::Invalid("limits must be positive".into()));
+        let r = &self.rail;
+        let positive: [(&str, u64); 18] = [
+            ("limits.body_bytes_max", l.body_bytes_max as u64),
+            ("limits.connections_max", l.connections_max as u64),
+            (
+                "limits.connections_per_peer_max",
+                l.connections_per_peer_max as u64,
+            ),
+            ("limits.read_idle_ms", l.read_idle_ms),
+            ("limits.frame_deadline_ms", l.frame_deadline_ms),
+            ("limits.tls_handshake_ms", l.tls_handshake_ms),
+            ("limits.xml_depth_max", l.xml_depth_max as u64),
+            ("limits.xml_elements_max", l.xml_elements_max as u64),
+            ("limits.reply_wait_ms", l.reply_wait_ms),
+            ("limits.drain_ms", l.drain_ms),
+            ("batch_max", self.batch_max as u64),
+            ("queue_max", self.queue_max as u64),
+            ("rail.inflight_max", r.inflight_max as u64),
+            ("rail.connect_timeout_ms", r.connect_timeout_ms),
+            ("rail.read_timeout_ms", r.read_timeout_ms),
+            ("rail.first_query_ms", r.first_query_ms),
+            ("rail.backoff_start_ms", r.backoff_start_ms),
+            ("rail.backoff_max_ms", r.backoff_max_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return invalid(format!("{key} must be positive"));
+        }
+        if r.backoff_max_ms < r.backoff_start_ms {
+            return invalid("rail.backoff_max_ms must be at least rail.backoff_start_ms".into());
+        }
+        if self.utc_offset_seconds.unsigned_abs() >= 86_400 {
+            return invalid("utc_offset_seconds must be within -86399..=86399".into());
+        }
+        if let Some(c) = &self.clock {
+            if let Err(e) = crate::clock::parse_fixed_checked(c) {
+                return invalid(format!("clock {c:?} {e}"));
+            }
+        }
+        if let Some(h) = &self.receipt_key_hex {
+            if h.len() != 2 * RECEIPT_KEY_BYTES || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                // The value is a secret: only its length is reported.
+                return invalid(format!(
+                    "receipt_key_hex must be exactly {} hex digits ({RECEIPT_KEY_BYTES} bytes); \
+                     got {} characters{}",
+                    2 * RECEIPT_KEY_BYTES,
+                    h.chars().count(),
+                    if h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        ""
+                    } else {
+                        ", not all hex digits"
+                    }
+                ));
+            }
         }
         Ok(())
     }
@@ -333,5 +467,232 @@ impl Config {
             queue_max: self.queue_max,
             ..WriterConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let dir = std::env::temp_dir().join(format!(
+                "bankfep-config-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).expect("write config");
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn invalid_message(cfg: &Config) -> String {
+        match cfg.validate() {
+            Err(ConfigError::Invalid(m)) => m,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_key_and_file() {
+        let dir = TempDir::new("unknown");
+        for (text, key) in [
+            ("platform_adr = \"127.0.0.1:1\"\n", "platform_adr"),
+            ("[limits]\nread_idle = 5\n", "read_idle"),
+            ("[rail]\ntls_cafile = \"x.pem\"\n", "tls_cafile"),
+            (
+                "[platform_tls]\naddr = \"a:1\"\ncert = \"c\"\nkey = \"k\"\nclientca = \"x\"\n",
+                "clientca",
+            ),
+            (
+                "[[platform_tls.clients]]\nidentity = \"X\"\nenterprise = [\"X\"]\n",
+                "enterprise",
+            ),
+            (
+                "[[tenants]]\nenterprise_code = \"E\"\nmaster_accounts = []\nname = \"x\"\n",
+                "name",
+            ),
+        ] {
+            let path = dir.write("bad.toml", text);
+            let err = Config::from_file(&path).expect_err(text);
+            let msg = err.to_string();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
+            assert!(msg.contains(&format!("`{key}`")), "key not named: {msg}");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "file not named: {msg}"
+            );
+        }
+        // The same file without the typo is accepted.
+        let path = dir.write("good.toml", "platform_addr = \"127.0.0.1:1\"\n");
+        assert_eq!(
+            Config::from_file(&path)
+                .expect("valid")
+                .platform_addr
+                .as_deref(),
+            Some("127.0.0.1:1")
+        );
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_resolve_against_its_folder() {
+        let dir = TempDir::new("paths");
+        std::fs::create_dir_all(dir.0.join("sub")).expect("sub");
+        let path = dir.write(
+            "sub/gw.toml",
+            "data_dir = \"store\"\n\
+             [platform_tls]\naddr = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\n\
+             key = \"/abs/server.key\"\nclient_ca = \"ca.pem\"\n\
+             [[platform_tls.clients]]\nidentity = \"X\"\n\
+             [core_tls]\naddr = \"127.0.0.1:0\"\ncert = \"s.pem\"\nkey = \"s.key\"\n\
+             [rail]\ntls_ca = \"rail/ca.pem\"\nclient_cert = \"rail/c.pem\"\nclient_key = \"rail/c.key\"\n",
+        );
+        let base = dir.0.join("sub");
+        let cfg = Config::from_file(&path).expect("valid");
+        assert_eq!(cfg.data_dir, base.join("store"));
+        let p = cfg.platform_tls.expect("platform_tls");
+        assert_eq!(p.cert, base.join("certs/server.pem"));
+        assert_eq!(p.key, PathBuf::from("/abs/server.key"));
+        assert_eq!(p.client_ca, Some(base.join("ca.pem")));
+        let c = cfg.core_tls.expect("core_tls");
+        assert_eq!(c.cert, base.join("s.pem"));
+        assert_eq!(c.key, base.join("s.key"));
+        assert_eq!(cfg.rail.tls_ca, Some(base.join("rail/ca.pem")));
+        assert_eq!(cfg.rail.client_cert, Some(base.join("rail/c.pem")));
+        assert_eq!(cfg.rail.client_key, Some(base.join("rail/c.key")));
+
+        // Without `data_dir` in the file, the default stays in the current directory.
+        let path = dir.write("sub/plain.toml", "core_addr = \"127.0.0.1:1\"\n");
+        assert_eq!(
+            Config::from_file(&path).expect("valid").data_dir,
+            PathBuf::from("./data")
+        );
+    }
+
+    #[test]
+    fn a_file_named_without_folder_resolves_against_the_current_directory() {
+        let mut cfg = Config {
+            data_dir: PathBuf::from("store"),
+            ..Config::default()
+        };
+        cfg.resolve_paths(Path::new("."), true);
+        assert_eq!(cfg.data_dir, PathBuf::from("./store"));
+    }
+
+    #[test]
+    fn each_zero_limit_is_named() {
+        type Setter = fn(&mut Config);
+        let cases: Vec<(&str, Setter)> = vec![
+            ("limits.body_bytes_max", |c| c.limits.body_bytes_max = 0),
+            ("limits.connections_max", |c| c.limits.connections_max = 0),
+            ("limits.connections_per_peer_max", |c| {
+                c.limits.connections_per_peer_max = 0
+            }),
+            ("limits.read_idle_ms", |c| c.limits.read_idle_ms = 0),
+            ("limits.frame_deadline_ms", |c| {
+                c.limits.frame_deadline_ms = 0
+            }),
+            ("limits.tls_handshake_ms", |c| c.limits.tls_handshake_ms = 0),
+            ("limits.xml_depth_max", |c| c.limits.xml_depth_max = 0),
+            ("limits.xml_elements_max", |c| c.limits.xml_elements_max = 0),
+            ("limits.reply_wait_ms", |c| c.limits.reply_wait_ms = 0),
+            ("limits.drain_ms", |c| c.limits.drain_ms = 0),
+            ("batch_max", |c| c.batch_max = 0),
+            ("queue_max", |c| c.queue_max = 0),
+            ("rail.inflight_max", |c| c.rail.inflight_max = 0),
+            ("rail.connect_timeout_ms", |c| c.rail.connect_timeout_ms = 0),
+            ("rail.read_timeout_ms", |c| c.rail.read_timeout_ms = 0),
+            ("rail.first_query_ms", |c| c.rail.first_query_ms = 0),
+            ("rail.backoff_start_ms", |c| c.rail.backoff_start_ms = 0),
+            ("rail.backoff_max_ms", |c| c.rail.backoff_max_ms = 0),
+        ];
+        for (key, set) in cases {
+            let mut cfg = Config::default();
+            set(&mut cfg);
+            assert_eq!(invalid_message(&cfg), format!("{key} must be positive"));
+        }
+        let mut cfg = Config::default();
+        cfg.validate().expect("the defaults are valid");
+        cfg.rail.backoff_start_ms = 5_000;
+        cfg.rail.backoff_max_ms = 4_000;
+        assert!(invalid_message(&cfg).contains("rail.backoff_max_ms"));
+        let cfg = Config {
+            utc_offset_seconds: 86_400,
+            ..Config::default()
+        };
+        assert!(invalid_message(&cfg).contains("utc_offset_seconds"));
+    }
+
+    #[test]
+    fn a_zero_limit_in_a_file_is_named() {
+        let dir = TempDir::new("zero");
+        let path = dir.write("gw.toml", "[limits]\nread_idle_ms = 0\n");
+        let err = Config::from_file(&path).expect_err("zero refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid configuration {}: limits.read_idle_ms must be positive",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn receipt_key_must_be_32_bytes_of_hex() {
+        let mut cfg = Config {
+            receipt_key_hex: Some("00".into()),
+            ..Config::default()
+        };
+        let m = invalid_message(&cfg);
+        assert!(m.contains("exactly 64 hex digits (32 bytes)"), "{m}");
+        assert!(m.contains("got 2 characters"), "{m}");
+        cfg.receipt_key_hex = Some("0".repeat(66));
+        assert!(invalid_message(&cfg).contains("got 66 characters"));
+        let secret = format!("{}zz", "a".repeat(62));
+        cfg.receipt_key_hex = Some(secret.clone());
+        let m = invalid_message(&cfg);
+        assert!(
+            m.contains("not all hex digits") && !m.contains(&secret),
+            "{m}"
+        );
+        cfg.receipt_key_hex =
+            Some("000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F".into());
+        cfg.validate().expect("64 hex digits");
+        cfg.receipt_key_hex = None;
+        cfg.validate().expect("absent: generated at first start");
+    }
+
+    #[test]
+    fn clock_tells_impossible_dates_from_bad_format() {
+        let mut cfg = Config {
+            clock: Some("2026-02-30T10:00:00".into()),
+            ..Config::default()
+        };
+        let m = invalid_message(&cfg);
+        assert!(m.contains("not a real date and time"), "{m}");
+        assert!(!m.contains("must be yyyy"), "{m}");
+        cfg.clock = Some("2026-02-28 10:00".into());
+        let m = invalid_message(&cfg);
+        assert!(m.contains("must be yyyy-MM-ddTHH:mm:ss"), "{m}");
+        cfg.clock = Some("2026-02-28T10:00:00".into());
+        cfg.validate().expect("real date");
     }
 }

@@ -1,5 +1,5 @@
 //! Throwaway development certificates (a CA, a server certificate, two client certificates)
-//! for trying the TLS listeners of PROTOCOL.md §1–§2 locally. Never use them in production.
+//! for trying the TLS listeners of docs/protocol.md §1–§2 locally. Never use them in production.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-/// CN of the platform client certificate: the demo tenant's enterprise code (PROTOCOL.md §4).
+/// CN of the platform client certificate: the demo tenant's enterprise code (docs/protocol.md §4).
 pub const PLATFORM_CLIENT_CN: &str = "DEMOPLATFORM00000001";
 /// CN of the bank-core client certificate.
 pub const CORE_CLIENT_CN: &str = "BANKCORE";
@@ -43,31 +43,91 @@ pub struct DevCerts {
     pub config: PathBuf,
 }
 
+impl DevCerts {
+    /// Every file written, in writing order, each with what it is (for people, e.g.
+    /// `("ca.key", "CA private key")`).
+    pub fn files(&self) -> Vec<(&Path, &'static str)> {
+        vec![
+            (self.ca_cert.as_path(), "CA certificate"),
+            (self.ca_key.as_path(), "CA private key"),
+            (
+                self.server_cert.as_path(),
+                "server certificate (localhost, 127.0.0.1, ::1)",
+            ),
+            (self.server_key.as_path(), "server private key"),
+            (
+                self.client_cert.as_path(),
+                "platform client certificate, CN DEMOPLATFORM00000001",
+            ),
+            (self.client_key.as_path(), "platform client private key"),
+            (
+                self.core_client_cert.as_path(),
+                "bank-core client certificate, CN BANKCORE",
+            ),
+            (
+                self.core_client_key.as_path(),
+                "bank-core client private key",
+            ),
+            (
+                self.other_client_cert.as_path(),
+                "other platform client certificate, CN OTHERPLATFORM0000001",
+            ),
+            (
+                self.other_client_key.as_path(),
+                "other platform client private key",
+            ),
+            (
+                self.config.as_path(),
+                "mutual-TLS configuration for `serve --config`",
+            ),
+        ]
+    }
+
+    fn in_dir(dir: &Path) -> DevCerts {
+        DevCerts {
+            dir: dir.to_path_buf(),
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca.key"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            core_client_cert: dir.join("core-client.pem"),
+            core_client_key: dir.join("core-client.key"),
+            other_client_cert: dir.join("other-client.pem"),
+            other_client_key: dir.join("other-client.key"),
+            config: dir.join("bankfep-tls.toml"),
+        }
+    }
+}
+
 /// CN of the second platform client certificate: a client of another enterprise, which must
 /// be refused (`YQ9985`) when it uses the demo enterprise's code.
 pub const OTHER_CLIENT_CN: &str = "OTHERPLATFORM0000001";
 
 /// A configuration file that turns on mutual TLS with these certificates: platform link on
 /// 127.0.0.1:7443 (client certificate `DEMOPLATFORM00000001` may use only that enterprise
-/// code), core link on 127.0.0.1:7444 (only the `BANKCORE` certificate).
+/// code), core link on 127.0.0.1:7444 (only the `BANKCORE` certificate). The paths in it are
+/// file names, relative to the file's own folder (`dir`); the commands in its comments are
+/// run from the current directory and name `dir` as given.
 fn example_config(dir: &Path) -> String {
     let p = |f: &str| dir.join(f).display().to_string().replace('\\', "/");
     format!(
         "# Written by `bankfep dev-certs`: mutual TLS on both links with throwaway certificates.\n\
+         # Paths are relative to this file's folder.\n\
          # cargo run --release -- serve --config {cfg}\n\
-         [platform_tls]\naddr = \"127.0.0.1:7443\"\ncert = \"{server}\"\nkey = \"{server_key}\"\n\
-         client_ca = \"{ca}\"\n\n\
+         [platform_tls]\naddr = \"127.0.0.1:7443\"\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+         client_ca = \"ca.pem\"\n\n\
          [[platform_tls.clients]]\nidentity = \"{demo}\"\nenterprises = [\"{demo}\"]\n\n\
          [[platform_tls.clients]]\nidentity = \"{other}\"\nenterprises = [\"{other}\"]\n\n\
-         [core_tls]\naddr = \"127.0.0.1:7444\"\ncert = \"{server}\"\nkey = \"{server_key}\"\n\
-         client_ca = \"{ca}\"\n\n\
+         [core_tls]\naddr = \"127.0.0.1:7444\"\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+         client_ca = \"ca.pem\"\n\n\
          [[core_tls.clients]]\nidentity = \"{core}\"\nenterprises = []\n\n\
          # A TLS rail: bankfep rail-sim --addr 127.0.0.1:7445 --tls-cert {server} --tls-key {server_key}\n\
-         # [rail]\n# addr = \"127.0.0.1:7445\"\n# tls_ca = \"{ca}\"\n# tls_server_name = \"localhost\"\n",
+         # [rail]\n# addr = \"127.0.0.1:7445\"\n# tls_ca = \"ca.pem\"\n# tls_server_name = \"localhost\"\n",
         cfg = p("bankfep-tls.toml"),
         server = p("server.pem"),
         server_key = p("server.key"),
-        ca = p("ca.pem"),
         demo = PLATFORM_CLIENT_CN,
         other = OTHER_CLIENT_CN,
         core = CORE_CLIENT_CN,
@@ -84,6 +144,12 @@ pub enum DevCertsError {
         path: PathBuf,
         /// The underlying I/O error.
         source: std::io::Error,
+    },
+    /// A file to be written exists already and overwriting was not asked for (`--force`).
+    #[error("{path} exists already; not overwriting it (pass --force to replace every file)")]
+    Exists {
+        /// The first existing file.
+        path: PathBuf,
     },
     /// rcgen could not generate a key or certificate.
     #[error("certificate generation failed for {what}: {source}")]
@@ -132,14 +198,37 @@ fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), DevCertsE
     f.sync_all().map_err(io)
 }
 
-/// Generates a throwaway CA and three certificates signed by it into `dir` (created if
-/// missing), overwriting earlier files: `ca.pem`/`ca.key`, `server.pem`/`server.key`
-/// (SANs `localhost`, `127.0.0.1`, `::1`), `client.pem`/`client.key` (CN
-/// `DEMOPLATFORM00000001`), `core-client.pem`/`core-client.key` (CN `BANKCORE`).
-/// Keys are ECDSA P-256 PKCS#8, written with mode 0600. Prints nothing.
+/// As [`write_dev_certs_with`] without overwriting: refuses when any of the files exists.
 ///
-/// Errors: [`DevCertsError::Io`] naming the path, [`DevCertsError::Generate`].
+/// Errors: as [`write_dev_certs_with`].
 pub fn write_dev_certs(dir: &Path) -> Result<DevCerts, DevCertsError> {
+    write_dev_certs_with(dir, false)
+}
+
+/// Generates a throwaway CA and four certificates signed by it into `dir` (created if
+/// missing): `ca.pem`/`ca.key`, `server.pem`/`server.key` (SANs `localhost`, `127.0.0.1`,
+/// `::1`), `client.pem`/`client.key` (CN `DEMOPLATFORM00000001`),
+/// `core-client.pem`/`core-client.key` (CN `BANKCORE`), `other-client.pem`/`other-client.key`
+/// (CN `OTHERPLATFORM0000001`) and `bankfep-tls.toml`. Keys are ECDSA P-256 PKCS#8, written
+/// with mode 0600 (Unix). Prints nothing; [`DevCerts::files`] lists what was written.
+///
+/// When any of these files exists and `force` is false, nothing is written.
+///
+/// Errors: [`DevCertsError::Exists`] naming the first existing file (without `force`),
+/// [`DevCertsError::Io`] naming the path, [`DevCertsError::Generate`].
+pub fn write_dev_certs_with(dir: &Path, force: bool) -> Result<DevCerts, DevCertsError> {
+    let out = DevCerts::in_dir(dir);
+    if !force {
+        if let Some((path, _)) = out
+            .files()
+            .into_iter()
+            .find(|(p, _)| std::fs::symlink_metadata(p).is_ok())
+        {
+            return Err(DevCertsError::Exists {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     std::fs::create_dir_all(dir).map_err(|source| DevCertsError::Io {
         path: dir.to_path_buf(),
         source,
@@ -200,20 +289,6 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCerts, DevCertsError> {
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
 
-    let out = DevCerts {
-        dir: dir.to_path_buf(),
-        ca_cert: dir.join("ca.pem"),
-        ca_key: dir.join("ca.key"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
-        core_client_cert: dir.join("core-client.pem"),
-        core_client_key: dir.join("core-client.key"),
-        other_client_cert: dir.join("other-client.pem"),
-        other_client_key: dir.join("other-client.key"),
-        config: dir.join("bankfep-tls.toml"),
-    };
     write_file(&out.ca_cert, &ca.pem(), false)?;
     write_file(&out.ca_key, &ca_key.serialize_pem(), true)?;
     write_file(&out.server_cert, &server_pem, false)?;
@@ -482,5 +557,81 @@ mod tests {
         assert_eq!(c.clients.len(), 1);
         assert_eq!(c.clients[0].identity, CORE_CLIENT_CN);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn existing_files_are_kept_unless_forced() {
+        let dir = temp_dir("force");
+        let first = write_dev_certs(&dir).expect("fresh folder");
+        let ca_before = std::fs::read(&first.ca_key).expect("ca.key");
+
+        // A second run refuses, names the first existing file and changes nothing.
+        let err = write_dev_certs(&dir).expect_err("existing files refused");
+        assert!(
+            matches!(&err, DevCertsError::Exists { path } if *path == first.ca_cert),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .contains(&first.ca_cert.display().to_string()));
+        assert!(err.to_string().contains("--force"));
+        assert_eq!(std::fs::read(&first.ca_key).expect("ca.key"), ca_before);
+
+        // Any single existing target file is enough to refuse.
+        let lone = temp_dir("force-lone");
+        std::fs::create_dir_all(&lone).expect("dir");
+        std::fs::write(lone.join("core-client.key"), "mine").expect("write");
+        let err = write_dev_certs(&lone).expect_err("refused");
+        assert!(err.to_string().contains("core-client.key"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&lone).expect("list").count(),
+            1,
+            "nothing else written"
+        );
+        let _ = std::fs::remove_dir_all(&lone);
+
+        // With force, every file is replaced; keys stay private.
+        let second = write_dev_certs_with(&dir, true).expect("forced");
+        assert_ne!(std::fs::read(&second.ca_key).expect("ca.key"), ca_before);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let keys: Vec<_> = second
+                .files()
+                .into_iter()
+                .filter(|(_, what)| what.contains("private key"))
+                .collect();
+            assert_eq!(keys.len(), 5);
+            for (path, _) in keys {
+                let mode = std::fs::metadata(path)
+                    .expect("written")
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+            }
+        }
+        assert_eq!(second.files().len(), 11);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_written_config_uses_paths_relative_to_its_folder() {
+        let dir = temp_dir("relative");
+        let certs = write_dev_certs(&dir).expect("dev certs");
+        let text = std::fs::read_to_string(&certs.config).expect("config");
+        assert!(text.contains("cert = \"server.pem\""), "{text}");
+        assert!(
+            !text.contains(&format!("cert = \"{}", dir.display())),
+            "{text}"
+        );
+        // Moving the folder keeps the configuration working.
+        let moved = temp_dir("relative-moved");
+        std::fs::rename(&dir, &moved).expect("move");
+        let cfg = crate::config::Config::from_file(&moved.join("bankfep-tls.toml"))
+            .expect("config parses");
+        let p = cfg.platform_tls.expect("platform tls");
+        assert_eq!(p.cert, moved.join("server.pem"));
+        assert!(tls::server_config(&p.cert, &p.key, p.client_ca.as_deref()).is_ok());
+        let _ = std::fs::remove_dir_all(&moved);
     }
 }

@@ -21,10 +21,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the gateway (PROTOCOL.md §4 defaults; prints `ready` once listening).
+    /// Run the gateway (docs/protocol.md §4 defaults, keys in docs/configuration.md; prints
+    /// `ready` once listening).
     Serve(ServeArgs),
     /// Send every fixture's request to a running gateway and compare the responses byte for
-    /// byte (except the header date and time).
+    /// byte (except the header date and time). Start the gateway first and wait for its
+    /// `ready` line (docs/operations.md); replay stops with one error at the first link it
+    /// cannot connect to. Exits non-zero when a case fails or DIR holds no case.
     Replay {
         /// Fixture directory (`<flow>/<case>/request.bin`, `response.bin`, `note.txt`).
         dir: PathBuf,
@@ -57,12 +60,17 @@ enum Cmd {
     /// a flood of malformed frames (slowdown of the normal load).
     #[command(subcommand)]
     Abuse(AbuseCmd),
-    /// Write a throwaway CA, server and client certificates into DIR (try TLS in a minute).
+    /// Write a throwaway CA, server and client certificates and a mutual-TLS configuration
+    /// into DIR (try TLS in a minute; docs/operations.md). Refuses to overwrite existing files
+    /// unless --force is given.
     DevCerts {
-        /// Output directory.
+        /// Output directory (created if missing).
         dir: PathBuf,
+        /// Replace existing files (the CA and every key are generated anew).
+        #[arg(long)]
+        force: bool,
     },
-    /// Run the payment-rail simulator (PROTOCOL.md §3) on plain TCP; prints `ready` once
+    /// Run the payment-rail simulator (docs/protocol.md §3) on plain TCP; prints `ready` once
     /// listening, and on SIGTERM/SIGINT the balances (`account balance_fen`, sorted) and
     /// `settled N`.
     RailSim(RailSimArgs),
@@ -164,7 +172,8 @@ struct RailSimArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// TOML configuration file (without it no file is read).
+    /// TOML configuration file (without it no file is read; keys in docs/configuration.md;
+    /// relative paths in it are relative to its folder).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Embedded store directory (default ./data).
@@ -176,13 +185,15 @@ struct ServeArgs {
     /// Bank-core link TCP address (default 127.0.0.1:7073).
     #[arg(long)]
     core_addr: Option<String>,
-    /// External payment rail speaking PROTOCOL.md §3 (default: the built-in simulator).
+    /// External payment rail speaking docs/protocol.md §3 (default: the built-in simulator).
     #[arg(long)]
     rail_addr: Option<String>,
-    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (fixture replay and tests only).
+    /// Fixed business clock `yyyy-MM-ddTHH:mm:ss`, a real date and time (fixture replay and
+    /// tests only).
     #[arg(long)]
     clock: Option<String>,
-    /// Receipt MAC secret as hex, used only when the store has none yet (fixture replay).
+    /// Receipt MAC secret, exactly 64 hex digits (32 bytes), used only when the store has
+    /// none yet (fixture replay).
     #[arg(long)]
     receipt_key_hex: Option<String>,
 }
@@ -190,6 +201,8 @@ struct ServeArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -277,16 +290,24 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
-        Cmd::DevCerts { dir } => match bankfep::devcerts::write_dev_certs(&dir) {
-            Ok(c) => {
-                println!("wrote throwaway certificates to {}: {c:?}", dir.display());
-                ExitCode::SUCCESS
+        Cmd::DevCerts { dir, force } => {
+            match bankfep::devcerts::write_dev_certs_with(&dir, force) {
+                Ok(c) => {
+                    println!(
+                        "wrote throwaway development certificates (never use them in production):"
+                    );
+                    for (path, what) in c.files() {
+                        println!("  {}  {what}", path.display());
+                    }
+                    println!("try: bankfep serve --config {}", c.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dev-certs: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("dev-certs: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
@@ -326,14 +347,21 @@ async fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One line per enabled listener: disabled ones are left out rather than logged `None`.
+    for (link, addr) in [
+        ("platform", running.platform_addr),
+        ("core", running.core_addr),
+        ("platform_tls", running.platform_tls_addr),
+        ("core_tls", running.core_tls_addr),
+    ] {
+        if let Some(addr) = addr {
+            tracing::info!(link, %addr, "listening");
+        }
+    }
     tracing::info!(
-        platform = ?running.platform_addr,
-        core = ?running.core_addr,
-        platform_tls = ?running.platform_tls_addr,
-        core_tls = ?running.core_tls_addr,
         rail = %running.rail_addr,
         built_in_rail = running.rail_sim.is_some(),
-        "listening"
+        "payment rail"
     );
     println!("ready");
     use std::io::Write;

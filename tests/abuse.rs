@@ -109,7 +109,7 @@ async fn well_behaved_round(c: &mut PlatformClient, core: &mut CoreClient, tag: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_idle_connections_bounded_memory_all_kept_and_others_served() {
     ensure_fd_limit();
-    let dir = temp_dir("abuse-idle");
+    let dir = TempDir::new("abuse-idle");
     // All idle connections come from 127.0.0.1: lift the per-peer cap (default 256) to the
     // listener cap so that this test measures memory, not the per-peer limit.
     let config = dir.join("bankfep.toml");

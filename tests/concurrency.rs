@@ -125,7 +125,7 @@ async fn money_is_conserved_under_16_concurrent_clients() {
     assert_eq!(total + m.fee, funded, "Σ sub-accounts + fee == Σ funded");
     assert_eq!(m.mirror, funded);
     assert_eq!(m.suspense, 0);
-    let dir = gw.dir.clone();
+    let dir = gw.dir.to_path_buf();
     gw.running.shutdown().await;
 
     let db = rusqlite::Connection::open(dir.join("bankfep.sqlite3")).expect("open db");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,7 +97,7 @@ async fn setup(p: &Proc, funded: u64) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_transfers_survive_sigkill() {
-    let dir: PathBuf = temp_dir("dur-kill");
+    let dir = TempDir::new("dur-kill");
     let mut p = spawn_gateway(&dir, &[]);
     let funded: i64 = 1_000_000;
     let (a, b) = setup(&p, funded as u64).await;
@@ -156,7 +156,7 @@ async fn acknowledged_transfers_survive_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_leaves_a_balanced_ledger_that_agrees_with_6110() {
     const CLIENTS: usize = 4;
-    let dir = temp_dir("dur-mid");
+    let dir = TempDir::new("dur-mid");
     let mut p = spawn_gateway(&dir, &[]);
     let funded: i64 = 100_000_000; // 1,000,000.00: never short of money
     let (a, b) = setup(&p, funded as u64).await;
@@ -239,7 +239,7 @@ async fn sigkill_mid_stream_leaves_a_balanced_ledger_that_agrees_with_6110() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_the_in_flight_request_and_exits_0() {
-    let dir = temp_dir("dur-term");
+    let dir = TempDir::new("dur-term");
     let mut p = spawn_gateway(&dir, &[]);
     let (a, b) = setup(&p, 10_000).await;
     let mut c = p.client().await;

@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_open_file_limit_lowers_the_cap_instead_of_stalling() {
-    let dir = temp_dir("fdlimit");
+    let dir = TempDir::new("fdlimit");
     let (pp, cp) = (free_port(), free_port());
     let log = std::fs::File::create(dir.join("gateway.log")).expect("log");
     let script = format!(

@@ -1720,7 +1720,7 @@ async fn generate_fixtures() {
     // Phase 1: run each case against a live gateway, building requests from what earlier
     // responses returned.
     let gw = start("fixtures-gen").await;
-    let scratch = temp_dir("fixtures-scratch");
+    let scratch = TempDir::new("fixtures-scratch");
     let mut ctx = Ctx::new();
     let mut first = Vec::new();
     let mut problems = Vec::new();

@@ -40,7 +40,7 @@ async fn a_full_queue_is_refused_with_yq9971_and_a_retry_is_processed() {
         platform: running.platform_addr.expect("platform").to_string(),
         core: running.core_addr.expect("core").to_string(),
         running,
-        dir,
+        dir: TempDir::adopt(dir),
     };
     let mut c = gw.client().await;
     let mut core = gw.core_client().await;

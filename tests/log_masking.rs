@@ -43,7 +43,7 @@ async fn withdraw(c: &mut PlatformClient, sub: &str, amount: &str, order: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_mask_accounts_names_and_id_numbers() {
-    let dir = temp_dir("logmask");
+    let dir = TempDir::new("logmask");
     let log_path = dir.join("gateway.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let (pp, cp) = (free_port(), free_port());
@@ -190,4 +190,45 @@ async fn logs_mask_accounts_names_and_id_numbers() {
             bankfep::mask::account(secret)
         );
     }
+}
+
+/// Issue 7, item 9: a log written to a file (not a terminal) carries no colour codes, and
+/// listener addresses are plain values (`addr=127.0.0.1:…`), never `Some(…)` or `None`.
+#[test]
+fn a_log_written_to_a_file_is_plain_text() {
+    let dir = TempDir::new("logplain");
+    let log_path = dir.join("gateway.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let pp = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--platform-addr", &format!("127.0.0.1:{pp}")])
+        .args(["--core-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        // Colour must be off because stderr is a file, not because the caller asked.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn gateway");
+    let mut ready = [0u8; 5];
+    let read = child.stdout.take().expect("stdout").read_exact(&mut ready);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.expect("ready line");
+    assert_eq!(&ready, b"ready");
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        text.contains(&format!("addr=127.0.0.1:{pp}")),
+        "listener address logged as a plain value: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
+    assert!(
+        !text.contains("Some(") && !text.contains("None"),
+        "Option debug values in the log: {text}"
+    );
 }

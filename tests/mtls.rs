@@ -28,7 +28,8 @@ fn listener(certs: &DevCerts, clients: Vec<TlsClient>) -> TlsListener {
 async fn start_mtls(name: &str, platform_clients: Vec<TlsClient>) -> (Gw, DevCerts) {
     let dir = temp_dir(name);
     let certs = write_dev_certs(&dir.join("certs")).expect("dev certs");
-    let mut cfg = test_config(dir.join("data"));
+    // The certificates live in the data directory, removed with the gateway.
+    let mut cfg = test_config(dir);
     cfg.tenants.push(Tenant {
         enterprise_code: OTHER_CLIENT_CN.into(),
         master_accounts: vec![OTHER_MASTER.into()],

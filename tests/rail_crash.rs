@@ -97,7 +97,7 @@ async fn withdrawals_resolve_exactly_once_across_a_crash() {
         .await
         .expect("rail sim");
     let rail = sim.addr().to_string();
-    let dir = temp_dir("rail-crash");
+    let dir = TempDir::new("rail-crash");
     let config = dir.join("bankfep.toml");
     std::fs::write(
         &config,

@@ -49,7 +49,7 @@ async fn start_bind(gw: &Gw, member: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rail_certificate_is_verified() {
-    let dir = temp_dir("railtls");
+    let dir = TempDir::new("railtls");
     let certs = write_dev_certs(&dir.join("good")).expect("certs");
     let foreign = write_dev_certs(&dir.join("foreign")).expect("certs");
     let server = bankfep::tls::server_config(&certs.server_cert, &certs.server_key, None)

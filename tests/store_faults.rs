@@ -30,7 +30,7 @@ async fn a_failed_booking_sends_nothing_and_a_retry_settles_once() {
         platform: running.platform_addr.expect("platform").to_string(),
         core: running.core_addr.expect("core").to_string(),
         running,
-        dir,
+        dir: TempDir::adopt(dir),
     };
     let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
     let mut c = gw.client().await;

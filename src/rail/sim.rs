@@ -835,11 +835,12 @@ mod tests {
 
     #[tokio::test]
     async fn over_tls() {
-        let dir = std::env::temp_dir().join(format!(
-            "bankfep-rail-tls-{}-{}",
-            std::process::id(),
-            line!()
-        ));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("bankfep-rail-tls-{}-{nanos}", std::process::id()));
         let certs = crate::devcerts::write_dev_certs(&dir).unwrap();
         let server =
             crate::tls::server_config(&certs.server_cert, &certs.server_key, None).unwrap();

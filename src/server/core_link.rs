@@ -39,7 +39,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut 
             }
             ReadOutcome::Bad(PrefixError::Io(_)) | ReadOutcome::Closed => return,
             ReadOutcome::Bad(e) => {
-                tracing::debug!(error = ?e, "untrusted core frame; answered 1001 and closed");
+                tracing::debug!(error = %e, "untrusted core frame; answered 1001 and closed");
                 let _ = stream
                     .write_all(&reply_frame(&shared, "", CoreResult::Malformed))
                     .await;

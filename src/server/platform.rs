@@ -50,7 +50,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ReadOutcome::Bad(FrameError::Io(_)) | ReadOutcome::Closed => return,
             ReadOutcome::Bad(e) => {
-                tracing::debug!(error = ?e, "untrusted platform frame; answered YQ9977 and closed");
+                tracing::debug!(error = %e, "untrusted platform frame; answered YQ9977 and closed");
                 let mut header = [b' '; HEADER_LEN];
                 if let Some(h) = buf.get(..HEADER_LEN) {
                     header.copy_from_slice(h);
@@ -113,7 +113,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
         Ok(h) => h,
         Err(HeaderFault::MissingSerial) => return refuse(ReturnCode::InvalidField),
         Err(fault) => {
-            tracing::debug!(?fault, "bad request header");
+            tracing::debug!(%fault, "bad request header");
             return refuse(ReturnCode::Malformed);
         }
     };
@@ -134,7 +134,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
     let body = match xml::parse_body(&text, h.charset, &limits) {
         Ok(b) => b,
         Err(e) => {
-            tracing::debug!(tx = %h.tx_code, error = ?e, "bad XML body");
+            tracing::debug!(tx = %h.tx_code, error = %e, "bad XML body");
             return refuse(ReturnCode::Malformed);
         }
     };

@@ -8,12 +8,16 @@
 //! Flows run in byte-wise order of their directory names, cases in byte-wise order within a
 //! flow, all sequentially over ONE platform connection and ONE core connection, each opened
 //! lazily and re-opened when the server closed it. A request starting with `A001` goes to the
-//! platform address (PROTOCOL.md §1), one starting with 8 ASCII digits to the core address
+//! platform address (docs/protocol.md §1), one starting with 8 ASCII digits to the core address
 //! (§2). A case whose request must be malformed in exactly those first bytes (a message class
 //! other than `A001`, a length prefix that is not 8 digits) names its link in an optional
 //! file `link` containing `platform` or `core`, which overrides that rule. Responses are
 //! compared byte for byte, except bytes 53..67 of platform responses (header date and time,
 //! §1.1 fields 10–11).
+//!
+//! A link that cannot be connected to (nothing listening, connect timeout, no address) ends
+//! the replay at once with [`ReplayError::Unreachable`]: every later case would fail the
+//! same way. A fixture folder without any case is [`ReplayError::NoCases`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +50,35 @@ pub struct ReplayOptions {
     pub bless: bool,
     /// Timeout of each connect, write and read step, in milliseconds.
     pub timeout_ms: u64,
+}
+
+/// Why a replay could not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The fixture tree could not be listed, or (bless mode) a file could not be written.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The fixture folder holds no case (`DIR/<flow>/<case>/`).
+    #[error("no fixture cases under {}: expected folders DIR/<flow>/<case>/ with request.bin", dir.display())]
+    NoCases {
+        /// The folder given.
+        dir: PathBuf,
+    },
+    /// A link could not be connected to; the replay stopped at this case.
+    #[error(
+        "cannot connect to the {link} link at {addr} (at case {case}): {source}; \
+         is the gateway running and has it printed `ready`?"
+    )]
+    Unreachable {
+        /// `platform` or `core`.
+        link: &'static str,
+        /// The address dialled (empty when none was given).
+        addr: String,
+        /// `flow/case` that needed the link.
+        case: String,
+        /// The connect error or timeout.
+        source: ClientError,
+    },
 }
 
 /// The verdict on one case.
@@ -290,15 +323,23 @@ fn read_fixture(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Replays every case of `opts.dir` (see the module docs) and returns one outcome per case,
-/// in order. Connection failures and mismatches fail the case and replay goes on.
+/// in order. A mismatch, a missing reply or a connection the server broke fails the case and
+/// replay goes on; a link that cannot be connected to stops it.
 ///
-/// Errors: [`ClientError::Fixture`] if the fixture tree cannot be listed; in bless mode also
-/// if a `response.bin` (or `close`) cannot be written.
-pub async fn replay(opts: &ReplayOptions) -> Result<Vec<CaseOutcome>, ClientError> {
+/// Errors: [`ReplayError::Client`] wrapping [`ClientError::Fixture`] if the fixture tree
+/// cannot be listed, or in bless mode if a `response.bin` (or `close`) cannot be written;
+/// [`ReplayError::NoCases`] if it holds no case; [`ReplayError::Unreachable`] at the first
+/// case whose link cannot be connected to (outcomes of earlier cases are not returned).
+pub async fn replay(opts: &ReplayOptions) -> Result<Vec<CaseOutcome>, ReplayError> {
     let cases = list_cases(&opts.dir).map_err(|source| ClientError::Fixture {
         path: opts.dir.clone(),
         source,
     })?;
+    if cases.is_empty() {
+        return Err(ReplayError::NoCases {
+            dir: opts.dir.clone(),
+        });
+    }
     let mut platform = Link {
         addr: opts.platform_addr.clone(),
         conn: None,
@@ -325,7 +366,18 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Vec<CaseOutcome>, ClientErro
             .ok()
             .and_then(|s| s.lines().next().map(str::to_owned))
             .unwrap_or_default();
-        let verdict = run_case(opts, &case, &mut platform, &mut core).await?;
+        let verdict = match run_case(opts, &case, &mut platform, &mut core).await {
+            Ok(v) => v,
+            Err(Abort::Client(e)) => return Err(e.into()),
+            Err(Abort::Unreachable { link, addr, source }) => {
+                return Err(ReplayError::Unreachable {
+                    link,
+                    addr,
+                    case: name,
+                    source,
+                })
+            }
+        };
         out.push(CaseOutcome {
             case: name,
             ok: verdict.is_none(),
@@ -336,13 +388,31 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Vec<CaseOutcome>, ClientErro
     Ok(out)
 }
 
+/// Why a case could not be run at all (ends the replay).
+enum Abort {
+    /// A fixture file could not be written (bless mode).
+    Client(ClientError),
+    /// The case's link could not be connected to.
+    Unreachable {
+        link: &'static str,
+        addr: String,
+        source: ClientError,
+    },
+}
+
+impl From<ClientError> for Abort {
+    fn from(e: ClientError) -> Abort {
+        Abort::Client(e)
+    }
+}
+
 /// Runs one case; `Ok(None)` = pass, `Ok(Some(detail))` = fail.
 async fn run_case(
     opts: &ReplayOptions,
     case: &Path,
     platform: &mut Link,
     core: &mut Link,
-) -> Result<Option<String>, ClientError> {
+) -> Result<Option<String>, Abort> {
     let req = match read_fixture(&case.join("request.bin")) {
         Ok(r) => r,
         Err(e) => return Ok(Some(e)),
@@ -367,9 +437,9 @@ async fn run_case(
             "request.bin starts with neither A001 nor 8 ASCII digits, and no link file".into(),
         ));
     };
-    let link = match kind {
-        Kind::Platform => platform,
-        Kind::Core => core,
+    let (link, link_name) = match kind {
+        Kind::Platform => (platform, "platform"),
+        Kind::Core => (core, "core"),
     };
     let no_reply_expected = expect_close_flag && expected.is_empty() && !opts.bless;
 
@@ -378,7 +448,13 @@ async fn run_case(
     for _attempt in 0..2 {
         let (conn, fresh) = match link.get(opts.timeout_ms).await {
             Ok(c) => c,
-            Err(e) => return Ok(Some(format!("connect to {}: {e}", link.addr))),
+            Err(source) => {
+                return Err(Abort::Unreachable {
+                    link: link_name,
+                    addr: link.addr.clone(),
+                    source,
+                })
+            }
         };
         let r = exchange(conn, kind, &req, opts.timeout_ms).await;
         // A reused connection the server closed just before our write: reconnect once.
@@ -841,6 +917,73 @@ mod tests {
         assert!(out[0].ok, "{out:#?}");
         assert!(!out[1].ok);
         assert!(out[1].detail.contains("link file"), "{}", out[1].detail);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn a_folder_without_cases_is_an_error() {
+        let root = temp_dir("empty");
+        std::fs::create_dir_all(root.join("flow-without-cases")).unwrap();
+        let opts = ReplayOptions {
+            dir: root.clone(),
+            platform_addr: "127.0.0.1:1".into(),
+            core_addr: "127.0.0.1:1".into(),
+            bless: false,
+            timeout_ms: 1000,
+        };
+        let err = replay(&opts).await.expect_err("no cases");
+        assert!(
+            matches!(&err, ReplayError::NoCases { dir } if *dir == root),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no fixture cases"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_link_stops_the_replay_at_once() {
+        let root = temp_dir("refused");
+        // A platform server answering the first case.
+        let r1 = platform_req("S1");
+        let ok1 = platform_resp(&r1, "000000", "");
+        let mut ptable = HashMap::new();
+        ptable.insert(r1.clone(), (ok1.clone(), Behave::Reply));
+        write_case(&root, "a", "01_platform", &r1, &ok1, false);
+        // Core cases against an address where nothing listens any more.
+        let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gone_addr = gone.local_addr().unwrap().to_string();
+        drop(gone);
+        for (case, serial) in [("02_core", "C2"), ("03_core", "C3"), ("04_core", "C4")] {
+            let req = core_req(serial);
+            write_case(&root, "a", case, &req, &core_resp(serial, "0000"), false);
+        }
+        let (paddr, _) = canned_server(ptable).await;
+        let opts = ReplayOptions {
+            dir: root.clone(),
+            platform_addr: paddr,
+            core_addr: gone_addr.clone(),
+            bless: false,
+            timeout_ms: 2000,
+        };
+        let err = replay(&opts)
+            .await
+            .expect_err("refused connection ends the replay");
+        match &err {
+            ReplayError::Unreachable {
+                link, addr, case, ..
+            } => {
+                assert_eq!(*link, "core");
+                assert_eq!(*addr, gone_addr);
+                assert_eq!(case, "a/02_core");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&gone_addr) && msg.contains("a/02_core"),
+            "{msg}"
+        );
+        assert!(!msg.contains("03_core"), "{msg}");
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -23,7 +23,10 @@ pub const CLOCK: &str = "2026-11-23T10:00:00";
 pub const RECEIPT_KEY_HEX: &str =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-/// A fresh, unique directory under the system temp dir.
+/// A fresh, unique directory under the system temp dir, named `bankfep-{name}-...`.
+///
+/// Nothing removes it by itself: hand it to a gateway ([`test_config`], then [`start_with`]:
+/// the [`Gw`] removes its data directory when dropped) or use [`TempDir::new`] instead.
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -39,6 +42,60 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A temporary directory removed (with everything in it) when dropped. Tests that stop
+/// and restart a gateway on the same directory keep one `TempDir` for the whole test.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl TempDir {
+    /// Creates a fresh directory, as [`temp_dir`].
+    pub fn new(name: &str) -> TempDir {
+        TempDir {
+            path: temp_dir(name),
+            remove: true,
+        }
+    }
+
+    /// Takes charge of removing `dir`, but only if it is one of [`temp_dir`]'s (directly
+    /// under the system temp dir, named `bankfep-...`); any other path is never removed.
+    pub fn adopt(dir: PathBuf) -> TempDir {
+        let remove = dir.parent() == Some(std::env::temp_dir().as_path())
+            && dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("bankfep-"));
+        TempDir { path: dir, remove }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 /// The configuration of a test gateway: port 0 everywhere, fixed clock and key.
 pub fn test_config(dir: PathBuf) -> Config {
     Config {
@@ -51,17 +108,18 @@ pub fn test_config(dir: PathBuf) -> Config {
     }
 }
 
-/// A running test gateway.
+/// A running test gateway. Dropping it removes its data directory when that is a
+/// [`temp_dir`] (after `running`, which is dropped first).
 pub struct Gw {
     pub running: Running,
     pub platform: String,
     pub core: String,
-    pub dir: PathBuf,
+    pub dir: TempDir,
 }
 
 /// Starts a gateway with `cfg`.
 pub async fn start_with(cfg: Config) -> Gw {
-    let dir = cfg.data_dir.clone();
+    let dir = TempDir::adopt(cfg.data_dir.clone());
     let running = bankfep::server::start(cfg).await.expect("gateway starts");
     let platform = running.platform_addr.expect("platform addr").to_string();
     let core = running.core_addr.expect("core addr").to_string();
