@@ -20,13 +20,13 @@ const BOUND: &str = "6217000000000000088";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_data_folder_refuses_to_start() {
-    let dir = temp_dir("dir-lock");
+    let dir = TempDir::new("dir-lock");
     let first = spawn_gateway(&dir, &[]);
     let holder = first.child.id();
     let out = Command::new(env!("CARGO_BIN_EXE_bankfep"))
         .arg("serve")
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir.path())
         .args([
             "--platform-addr",
             "127.0.0.1:0",
@@ -174,7 +174,7 @@ async fn withdraw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_withdrawal_does_not_stop_other_requests() {
-    let dir = temp_dir("big-withdrawal");
+    let dir = TempDir::new("big-withdrawal");
     let rail_log = dir.join("rail-sim.log");
     // 200 ms a reply and 16 rail connections: 200 chunks take about 2.5 s on the rail.
     let rail = spawn_rail_sim(&rail_log, 200).await;

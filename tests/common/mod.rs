@@ -1,5 +1,5 @@
 //! Shared harness: a gateway started in-process on port 0 with a fixed clock, a fixed
-//! receipt key and a fresh store, plus helpers that speak PROTOCOL.md through the
+//! receipt key and a fresh store, plus helpers that speak docs/protocol.md through the
 //! independent client in `bankfep::client`.
 #![allow(dead_code)]
 
