@@ -228,6 +228,10 @@ pub struct Config {
     /// Receipt MAC secret as exactly 64 hex digits (32 bytes); when absent a random one is
     /// created and stored on first start.
     pub receipt_key_hex: Option<String>,
+    /// PostgreSQL connection string (`postgres://USER@HOST:PORT/DB`); when set, the store is
+    /// that database instead of the embedded one under `data_dir` (docs/configuration.md
+    /// "Stores"). Also `--database-url` and the environment variable `BANKFEP_DATABASE_URL`.
+    pub database_url: Option<String>,
 }
 
 impl Default for Config {
@@ -250,6 +254,7 @@ impl Default for Config {
             utc_offset_seconds: 8 * 3600,
             clock: None,
             receipt_key_hex: None,
+            database_url: None,
         }
     }
 }

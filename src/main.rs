@@ -24,6 +24,13 @@ enum Cmd {
     /// Run the gateway (docs/protocol.md §4 defaults, keys in docs/configuration.md; prints
     /// `ready` once listening).
     Serve(ServeArgs),
+    /// Apply the PostgreSQL store's pending schema migrations and exit (`serve` also applies
+    /// them at start; docs/configuration.md "Stores").
+    Migrate {
+        /// `postgres://USER@HOST:PORT/DB`.
+        #[arg(long, env = "BANKFEP_DATABASE_URL")]
+        database_url: String,
+    },
     /// Send every fixture's request to a running gateway and compare the responses byte for
     /// byte (except the header date and time). Start the gateway first and wait for its
     /// `ready` line (docs/operations.md); replay stops with one error at the first link it
@@ -196,6 +203,10 @@ struct ServeArgs {
     /// none yet (fixture replay).
     #[arg(long)]
     receipt_key_hex: Option<String>,
+    /// PostgreSQL store instead of the embedded one: `postgres://USER@HOST:PORT/DB`
+    /// (docs/configuration.md "Stores").
+    #[arg(long, env = "BANKFEP_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -290,6 +301,21 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
+        Cmd::Migrate { database_url } => match bankfep::store::postgres::migrate(&database_url) {
+            Ok(v) if v.is_empty() => {
+                println!("database is up to date");
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                let list: Vec<String> = v.iter().map(|n| n.to_string()).collect();
+                println!("applied migrations {}", list.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("migrate: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::DevCerts { dir, force } => {
             match bankfep::devcerts::write_dev_certs_with(&dir, force) {
                 Ok(c) => {
@@ -336,6 +362,9 @@ async fn serve(a: ServeArgs) -> ExitCode {
     }
     if a.clock.is_some() {
         cfg.clock = a.clock;
+    }
+    if a.database_url.is_some() {
+        cfg.database_url = a.database_url;
     }
     if a.receipt_key_hex.is_some() {
         cfg.receipt_key_hex = a.receipt_key_hex;

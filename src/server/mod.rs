@@ -157,12 +157,22 @@ pub fn fit_connection_cap(config: &mut Config, soft: u64) -> Option<usize> {
 
 /// Takes the data folder exclusively (a second process on it fails, naming the holder's
 /// pid), binds every configured listener (a busy port fails before the store is touched),
-/// then opens the embedded store under `config.data_dir`, provisions the tenants, and starts
-/// the writer and the accept loops. Prints nothing; `serve` prints `ready`.
+/// then opens the store — PostgreSQL at `config.database_url` when set (no data-folder
+/// lock: the database arbitrates), else the embedded one under `config.data_dir` —,
+/// provisions the tenants, and starts the writer and the accept loops. Prints nothing;
+/// `serve` prints `ready`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(url) = config.database_url.clone() {
+        return start_inner(
+            config,
+            move || Ok(Box::new(crate::store::postgres::PgStore::open(&url)?) as Box<dyn Store>),
+            None,
+        )
+        .await;
+    }
     let lock = crate::store::lock::DataDirLock::acquire(&config.data_dir)?;
     let dir = config.data_dir.clone();
     start_inner(
@@ -205,7 +215,7 @@ async fn bind_all(config: &Config) -> Result<BoundListeners, StartError> {
 
 async fn start_inner(
     mut config: Config,
-    open_store: impl FnOnce() -> Result<Box<dyn Store>, crate::store::StoreError>,
+    open_store: impl FnOnce() -> Result<Box<dyn Store>, crate::store::StoreError> + Send + 'static,
     data_lock: Option<crate::store::lock::DataDirLock>,
 ) -> Result<Running, StartError> {
     if let Some(soft) = open_files_soft_limit() {
@@ -218,7 +228,6 @@ async fn start_inner(
         }
     }
     let bound = bind_all(&config).await?;
-    let mut store = open_store()?;
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -228,11 +237,6 @@ async fn start_inner(
         )?)),
         None => Arc::new(SystemClock::new(config.utc_offset_seconds)),
     };
-    for t in &config.tenants {
-        for acct in &t.master_accounts {
-            store.provision_master(&t.enterprise_code, acct)?;
-        }
-    }
     let fresh = match &config.receipt_key_hex {
         Some(h) => decode_hex(h)
             .filter(|k| !k.is_empty())
@@ -244,8 +248,24 @@ async fn start_inner(
             k.to_vec()
         }
     };
-    let secret = store.receipt_secret(&fresh)?;
-    let resumed = store.unresolved_instructions()?;
+    // The store's start-up reads are blocking (the PostgreSQL store runs its own runtime):
+    // off this runtime's threads.
+    let tenants = config.tenants.clone();
+    let (store, secret, resumed, (masters, subs, counters)) =
+        tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+            let mut store = open_store()?;
+            for t in &tenants {
+                for acct in &t.master_accounts {
+                    store.provision_master(&t.enterprise_code, acct)?;
+                }
+            }
+            let secret = store.receipt_secret(&fresh)?;
+            let resumed = store.unresolved_instructions()?;
+            let loaded = store.load()?;
+            Ok((store, secret, resumed, loaded))
+        })
+        .await
+        .map_err(|e| StartError::Config(format!("store start-up task: {e}")))??;
     let (rail_sim, rail_addr) = match &config.rail.addr {
         Some(a) => {
             let addr = tokio::net::lookup_host(a)
@@ -284,7 +304,6 @@ async fn start_inner(
         None => None,
     };
     let (instr_tx, instr_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (masters, subs, counters) = store.load()?;
     let state = LedgerState::from_rows(masters, subs, counters);
     if let Err(v) = crate::ledger::invariants::check_state(&state) {
         return Err(StartError::Config(format!(

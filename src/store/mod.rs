@@ -7,6 +7,7 @@
 //! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (docs/operations.md (design notes)).
 
 pub mod lock;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, StoredStatus, Writes};
@@ -25,6 +26,12 @@ pub enum StoreError {
     /// File system failure (data directory).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// PostgreSQL failed (connection, SQL, constraint, or a commit that did not happen).
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// An earlier part of this batch failed to reach the database; the batch cannot commit.
+    #[error("batch poisoned by an earlier failure")]
+    Poisoned,
     /// A file or folder of the store could not be created or opened.
     #[error("{path}: {message}")]
     Path {
@@ -171,4 +178,41 @@ pub trait Store: Send + 'static {
     ) -> Result<(), StoreError>;
     /// Persists the identifier counters.
     fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError>;
+}
+
+/// Storage code of a posting side: `mirror`, `suspense`, `fee`, `in_transit`, `sub:{id}`.
+pub(crate) fn side_code(s: crate::ledger::Side) -> String {
+    use crate::ledger::Side;
+    match s {
+        Side::Mirror => "mirror".into(),
+        Side::Suspense => "suspense".into(),
+        Side::Fee => "fee".into(),
+        Side::InTransit => "in_transit".into(),
+        Side::Sub(id) => format!("sub:{id}"),
+    }
+}
+
+/// A `BookingType` from its two-digit code (docs/protocol.md §1.3); unknown codes read as
+/// `01`.
+pub(crate) fn booking_from(code: &str) -> crate::ledger::BookingType {
+    use crate::ledger::BookingType;
+    match code {
+        "02" => BookingType::Freeze,
+        "03" => BookingType::Unfreeze,
+        "04" => BookingType::InboundCredit,
+        "05" => BookingType::SuspenseAllocation,
+        "06" => BookingType::Withdrawal,
+        "07" => BookingType::WithdrawalRefund,
+        "08" => BookingType::Fee,
+        _ => BookingType::ForcedTransfer,
+    }
+}
+
+/// An `InAcctType` (6050) from its stored code: `02`, `03`, anything else `04`.
+pub(crate) fn in_acct_type(code: &str) -> &'static str {
+    match code {
+        "02" => "02",
+        "03" => "03",
+        _ => "04",
+    }
 }

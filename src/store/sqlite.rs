@@ -5,12 +5,12 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Store, StoreError, StoredRequest};
+use super::{booking_from, in_acct_type, side_code, Store, StoreError, StoredRequest};
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use crate::ledger::state::Counters;
 use crate::ledger::{
-    Binding, BookingType, Instruction, InstructionKind, InstructionState, Master, Side, SubAccount,
-    SubStatus, Withdrawal,
+    Binding, Instruction, InstructionKind, InstructionState, Master, SubAccount, SubStatus,
+    Withdrawal,
 };
 
 const SCHEMA: &str = "
@@ -129,37 +129,6 @@ pub struct SqliteStore {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SqliteStore")
-    }
-}
-
-fn side_code(s: Side) -> String {
-    match s {
-        Side::Mirror => "mirror".into(),
-        Side::Suspense => "suspense".into(),
-        Side::Fee => "fee".into(),
-        Side::InTransit => "in_transit".into(),
-        Side::Sub(id) => format!("sub:{id}"),
-    }
-}
-
-fn booking_from(code: &str) -> BookingType {
-    match code {
-        "02" => BookingType::Freeze,
-        "03" => BookingType::Unfreeze,
-        "04" => BookingType::InboundCredit,
-        "05" => BookingType::SuspenseAllocation,
-        "06" => BookingType::Withdrawal,
-        "07" => BookingType::WithdrawalRefund,
-        "08" => BookingType::Fee,
-        _ => BookingType::ForcedTransfer,
-    }
-}
-
-fn in_acct_type(code: &str) -> &'static str {
-    match code {
-        "02" => "02",
-        "03" => "03",
-        _ => "04",
     }
 }
 
