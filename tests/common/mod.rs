@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooked;
+pub mod pg;
 pub mod proc;
 
 use std::path::PathBuf;
