@@ -184,6 +184,35 @@ struct Writer {
     rail_per_batch: usize,
 }
 
+/// The idempotency keys a batch will look up (one store round trip for all of them).
+fn batch_keys(batch: &[Job]) -> crate::store::BatchKeys {
+    let mut k = crate::store::BatchKeys::default();
+    for job in batch {
+        match job {
+            Job::Platform(p) => {
+                k.requests.push((p.enterprise.clone(), p.serial.clone()));
+                let order = match &p.cmd {
+                    Command::Transfer(r) => Some(&r.order_no),
+                    Command::Freeze(r) => Some(&r.order_no),
+                    Command::Withdraw(r) => Some(&r.order_no),
+                    Command::Allocate(r) => Some(&r.order_no),
+                    _ => None,
+                };
+                if let Some(o) = order {
+                    k.orders.push((p.enterprise.clone(), o.clone()));
+                }
+            }
+            Job::Notice(cmd, _) => {
+                if let Command::Notice(n) = cmd.as_ref() {
+                    k.notices.push(n.bank_serial.clone());
+                }
+            }
+            Job::Rail(..) | Job::Snapshot(_) => {}
+        }
+    }
+    k
+}
+
 /// Waits for the first job of a batch: the main lane first, then the rail lane. `None` once
 /// both lanes are closed and empty.
 async fn next_job(
@@ -295,14 +324,21 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: &mut Vec<Job>) {
+        let started = std::time::Instant::now();
+        let size = batch.len();
         let stamp = Stamp::of(self.ctx.clock.now());
         let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
         let mut undo: Vec<Undo> = Vec::new();
         let mut dirty = Dirty::default();
         // Snapshots are answered after the commit, so they never show uncommitted state.
         let mut snapshots = Vec::new();
-        if let Err(e) = self.store.begin() {
+        if let Err(e) = self
+            .store
+            .begin()
+            .and_then(|_| self.store.prefetch(&batch_keys(batch)))
+        {
             tracing::error!(error = %e, "cannot begin batch");
+            let _ = self.store.rollback();
             for job in batch.drain(..) {
                 self.fail(job);
             }
@@ -348,7 +384,15 @@ impl Writer {
                 }
             }
         }
-        if let Err(e) = self.finish_batch(&dirty) {
+        let decided = started.elapsed();
+        let committed = self.finish_batch(&dirty);
+        tracing::trace!(
+            size,
+            decide_us = decided.as_micros() as u64,
+            commit_us = started.elapsed().saturating_sub(decided).as_micros() as u64,
+            "batch"
+        );
+        if let Err(e) = committed {
             tracing::error!(error = %e, "batch commit failed; every request answered YQ9999/1003");
             let _ = self.store.rollback();
             self.state.rollback(&mut undo, 0);

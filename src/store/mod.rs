@@ -72,6 +72,17 @@ impl StoredRequest {
     }
 }
 
+/// The idempotency keys one batch will look up (see [`Store::prefetch`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// (enterprise code, requester serial) of every platform request.
+    pub requests: Vec<(String, String)>,
+    /// (enterprise code, `OrderNo`) of every money-moving request.
+    pub orders: Vec<(String, String)>,
+    /// Bank serials of every 6920 notice.
+    pub notices: Vec<String>,
+}
+
 /// The storage operations the writer needs. Every method may fail with [`StoreError`].
 pub trait Store: Send + 'static {
     /// Loads every master account, sub-account and the counters.
@@ -95,6 +106,16 @@ pub trait Store: Send + 'static {
     fn commit(&mut self) -> Result<(), StoreError>;
     /// Abandons the batch.
     fn rollback(&mut self) -> Result<(), StoreError>;
+
+    /// Announces the keys a batch is about to look up, before its first request is decided,
+    /// so that a networked store can answer them all in one round trip instead of one per
+    /// request. Later `request`, `order_used` and `notice_seen` calls for these keys must
+    /// still see rows appended earlier in the batch. The default does nothing (SQLite reads
+    /// are local and cheap).
+    fn prefetch(&mut self, keys: &BatchKeys) -> Result<(), StoreError> {
+        let _ = keys;
+        Ok(())
+    }
 
     /// The recorded request `(enterprise_code, serial)`.
     fn request(

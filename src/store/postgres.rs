@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use super::{booking_from, in_acct_type, side_code, Store, StoreError, StoredRequest};
+use super::{booking_from, in_acct_type, side_code, BatchKeys, Store, StoreError, StoredRequest};
 use crate::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use crate::ledger::state::Counters;
 use crate::ledger::{
@@ -200,6 +200,16 @@ pub struct PgStore {
     in_tx: bool,
     /// Rows of this batch were lost by a failed early send: the batch must not commit.
     poisoned: bool,
+    /// What [`Store::prefetch`] learnt from the database for this batch.
+    known: Known,
+}
+
+/// Answers fetched for a batch's keys in one round trip (valid until the batch ends).
+#[derive(Default)]
+struct Known {
+    requests: HashMap<(String, String), Option<StoredRequest>>,
+    orders: HashMap<(String, String), bool>,
+    notices: HashMap<String, bool>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -754,6 +764,7 @@ impl PgStore {
             mark: None,
             in_tx: false,
             poisoned: false,
+            known: Known::default(),
         })
     }
 
@@ -1075,7 +1086,81 @@ impl Store for PgStore {
         Ok(row.try_get(0)?)
     }
 
+    fn prefetch(&mut self, keys: &BatchKeys) -> Result<(), StoreError> {
+        const REQ: &str = "SELECT r.enterprise_code, r.serial, r.tx_code, r.fingerprint, \
+             r.return_code, r.return_msg, r.body FROM requests r \
+             JOIN unnest($1::text[], $2::text[]) AS k(e, s) \
+             ON r.enterprise_code = k.e AND r.serial = k.s";
+        const ORD: &str = "SELECT o.enterprise_code, o.order_no FROM orders o \
+             JOIN unnest($1::text[], $2::text[]) AS k(e, n) \
+             ON o.enterprise_code = k.e AND o.order_no = k.n";
+        const NOT: &str = "SELECT bank_serial FROM notices WHERE bank_serial = ANY($1::text[])";
+        if keys.requests.is_empty() && keys.orders.is_empty() && keys.notices.is_empty() {
+            return Ok(());
+        }
+        let (re, rs): (Vec<String>, Vec<String>) = keys.requests.iter().cloned().unzip();
+        let (oe, on): (Vec<String>, Vec<String>) = keys.orders.iter().cloned().unzip();
+        let ns = keys.notices.clone();
+        let Self {
+            rt, client, stmts, ..
+        } = self;
+        let (requests, orders, notices) = rt.block_on(async {
+            let mut st = Vec::new();
+            for sql in [REQ, ORD, NOT] {
+                st.push(match stmts.get(sql) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = client.prepare(sql).await?;
+                        stmts.insert(sql, s.clone());
+                        s
+                    }
+                });
+            }
+            let client = &*client;
+            let (p0, p1, p2): ([Param<'_>; 2], [Param<'_>; 2], [Param<'_>; 1]) =
+                ([&re, &rs], [&oe, &on], [&ns]);
+            // Joined: the three queries go out in one write and come back in one round trip.
+            let (a, b, c) = tokio::join!(
+                client.query(&st[0], &p0),
+                client.query(&st[1], &p1),
+                client.query(&st[2], &p2)
+            );
+            Ok::<_, StoreError>((a?, b?, c?))
+        })?;
+        let k = &mut self.known;
+        for key in &keys.requests {
+            k.requests.insert(key.clone(), None);
+        }
+        for r in requests {
+            let key: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let stored = StoredRequest {
+                enterprise_code: key.0.clone(),
+                serial: key.1.clone(),
+                tx_code: r.try_get(2)?,
+                fingerprint: r.try_get(3)?,
+                return_code: r.try_get(4)?,
+                return_msg: r.try_get(5)?,
+                body: r.try_get(6)?,
+            };
+            k.requests.insert(key, Some(stored));
+        }
+        for key in &keys.orders {
+            k.orders.insert(key.clone(), false);
+        }
+        for r in orders {
+            k.orders.insert((r.try_get(0)?, r.try_get(1)?), true);
+        }
+        for n in &keys.notices {
+            k.notices.insert(n.clone(), false);
+        }
+        for r in notices {
+            k.notices.insert(r.try_get(0)?, true);
+        }
+        Ok(())
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
+        self.known = Known::default();
         self.pending = Pending::default();
         self.mark = None;
         self.poisoned = false;
@@ -1104,6 +1189,7 @@ impl Store for PgStore {
         Ok(())
     }
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.known = Known::default();
         let p = std::mem::take(&mut self.pending);
         self.mark = None;
         if std::mem::take(&mut self.poisoned) {
@@ -1121,6 +1207,7 @@ impl Store for PgStore {
         self.send(flushes, true)
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
+        self.known = Known::default();
         self.pending = Pending::default();
         self.mark = None;
         self.poisoned = false;
@@ -1144,6 +1231,13 @@ impl Store for PgStore {
             .find(|r| r.serial == serial && r.enterprise_code == enterprise_code)
         {
             return Ok(Some(r.clone()));
+        }
+        if let Some(k) = self
+            .known
+            .requests
+            .get(&(enterprise_code.to_string(), serial.to_string()))
+        {
+            return Ok(k.clone());
         }
         let row = self.query_opt(
             "SELECT tx_code, fingerprint, return_code, return_msg, body FROM requests \
@@ -1173,6 +1267,13 @@ impl Store for PgStore {
         {
             return Ok(true);
         }
+        if let Some(k) = self
+            .known
+            .orders
+            .get(&(enterprise_code.to_string(), order_no.to_string()))
+        {
+            return Ok(*k);
+        }
         Ok(self
             .query_opt(
                 "SELECT 1 FROM orders WHERE enterprise_code = $1 AND order_no = $2",
@@ -1187,6 +1288,9 @@ impl Store for PgStore {
             .any(|w| w.notice.as_ref().is_some_and(|(b, _)| b == bank_serial))
         {
             return Ok(true);
+        }
+        if let Some(k) = self.known.notices.get(bank_serial) {
+            return Ok(*k);
         }
         Ok(self
             .query_opt(
