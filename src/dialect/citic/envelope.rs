@@ -33,9 +33,17 @@ pub enum EnvelopeError {
 
 enum Frame {
     Root,
-    Child { name: String, text: String, rows: Option<Vec<XmlRow>>, list_name: String },
+    Child {
+        name: String,
+        text: String,
+        rows: Option<Vec<XmlRow>>,
+        list_name: String,
+    },
     Row(Vec<(String, String)>),
-    RowField { name: String, text: String },
+    RowField {
+        name: String,
+        text: String,
+    },
     Ignored,
 }
 
@@ -135,7 +143,11 @@ pub fn decode(bytes: &[u8], limits: &XmlLimits) -> Result<Request, EnvelopeError
                 Frame::Root
             }
             Some(Frame::Root) => Frame::Child {
-                list_name: if name == "list" { list_name(&e) } else { String::new() },
+                list_name: if name == "list" {
+                    list_name(&e)
+                } else {
+                    String::new()
+                },
                 name,
                 text: String::new(),
                 rows: None,
@@ -152,7 +164,10 @@ pub fn decode(bytes: &[u8], limits: &XmlLimits) -> Result<Request, EnvelopeError
                     Frame::Ignored
                 }
             }
-            Some(Frame::Row(_)) => Frame::RowField { name, text: String::new() },
+            Some(Frame::Row(_)) => Frame::RowField {
+                name,
+                text: String::new(),
+            },
             Some(Frame::RowField { .. }) | Some(Frame::Ignored) => Frame::Ignored,
         };
         if empty {
@@ -183,7 +198,10 @@ pub fn decode(bytes: &[u8], limits: &XmlLimits) -> Result<Request, EnvelopeError
 
 fn push_text(stack: &mut [Frame], s: &str) -> Result<(), EnvelopeError> {
     match stack.last_mut() {
-        Some(Frame::Child { text, rows: None, .. }) | Some(Frame::RowField { text, .. }) => {
+        Some(Frame::Child {
+            text, rows: None, ..
+        })
+        | Some(Frame::RowField { text, .. }) => {
             if text.len().saturating_add(s.len()) > 1 << 20 {
                 return Err(EnvelopeError::Xml("text too long"));
             }
@@ -204,15 +222,26 @@ const WS: &[char] = &[' ', '\t', '\r', '\n'];
 
 fn close(stack: &mut [Frame], frame: Frame, body: &mut XmlBody) {
     match frame {
-        Frame::Child { name, text, rows: None, .. } => {
-            body.fields.push((name, text.trim_matches(WS).to_string()))
-        }
-        Frame::Child { name, rows: Some(rows), list_name, .. } => {
+        Frame::Child {
+            name,
+            text,
+            rows: None,
+            ..
+        } => body.fields.push((name, text.trim_matches(WS).to_string())),
+        Frame::Child {
+            name,
+            rows: Some(rows),
+            list_name,
+            ..
+        } => {
             let key = if name == "list" { list_name } else { name };
             body.lists.push((key, rows))
         }
         Frame::Row(fields) => {
-            if let Some(Frame::Child { rows: Some(rows), .. }) = stack.last_mut() {
+            if let Some(Frame::Child {
+                rows: Some(rows), ..
+            }) = stack.last_mut()
+            {
                 rows.push(fields);
             }
         }

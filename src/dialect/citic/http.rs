@@ -135,13 +135,17 @@ async fn answer(citic: &Citic, req: Request<Incoming>) -> Response<Full<Bytes>> 
         return xml(StatusCode::PAYLOAD_TOO_LARGE, malformed());
     }
     let deadline = Duration::from_millis(citic.shared.config.limits.frame_deadline_ms);
-    let body = match tokio::time::timeout(deadline, Limited::new(req.into_body(), max).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return xml(StatusCode::PAYLOAD_TOO_LARGE, malformed());
-        }
-        _ => return xml(StatusCode::OK, malformed()),
-    };
+    let body =
+        match tokio::time::timeout(deadline, Limited::new(req.into_body(), max).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return xml(StatusCode::PAYLOAD_TOO_LARGE, malformed());
+            }
+            _ => return xml(StatusCode::OK, malformed()),
+        };
     xml(StatusCode::OK, respond(citic, &body).await)
 }
 
@@ -190,7 +194,11 @@ pub async fn respond(citic: &Citic, body: &[u8]) -> Vec<u8> {
         reply: tx,
         dialect: Some(Box::new(p.reply)),
     };
-    if shared.writer.try_submit(Job::Platform(Box::new(job))).is_err() {
+    if shared
+        .writer
+        .try_submit(Job::Platform(Box::new(job)))
+        .is_err()
+    {
         return refuse(ReturnCode::Busy);
     }
     let wait = Duration::from_millis(shared.config.limits.reply_wait_ms);

@@ -20,8 +20,8 @@ use crate::codes::ReturnCode;
 use crate::ledger::decide::{Decision, Facts};
 use crate::ledger::withdraw::withdrawal_status;
 use crate::ledger::{
-    BookingType, Command, InstructionState, LedgerState, OpenReq, PageReq, SubAccount,
-    TransferReq, WithdrawReq,
+    BookingType, Command, InstructionState, LedgerState, OpenReq, PageReq, SubAccount, TransferReq,
+    WithdrawReq,
 };
 use crate::money::format_fen;
 use crate::writer::{DialectReply, Reply};
@@ -37,22 +37,55 @@ pub const PROCESSING: &str = "CCCCCCC";
 
 /// The actions served, in the order docs/citic.md lists them.
 pub const SERVED: [&str; 11] = [
-    "DLSINSUB", "DLCTNSUB", "DLSUBBAL", "DLSUBINF", "DLBREGSN", "DLOLCACC", "DLSUBTRN",
-    "DLMDETRN", "DLFNDOUT", "DLSBALQR", "DLCIDSTT",
+    "DLSINSUB", "DLCTNSUB", "DLSUBBAL", "DLSUBINF", "DLBREGSN", "DLOLCACC", "DLSUBTRN", "DLMDETRN",
+    "DLFNDOUT", "DLSBALQR", "DLCIDSTT",
 ];
 
 const FILES: [(&str, &str); 11] = [
-    ("schemas/citic/DLSINSUB.toml", include_str!("../../../schemas/citic/DLSINSUB.toml")),
-    ("schemas/citic/DLCTNSUB.toml", include_str!("../../../schemas/citic/DLCTNSUB.toml")),
-    ("schemas/citic/DLSUBBAL.toml", include_str!("../../../schemas/citic/DLSUBBAL.toml")),
-    ("schemas/citic/DLSUBINF.toml", include_str!("../../../schemas/citic/DLSUBINF.toml")),
-    ("schemas/citic/DLBREGSN.toml", include_str!("../../../schemas/citic/DLBREGSN.toml")),
-    ("schemas/citic/DLOLCACC.toml", include_str!("../../../schemas/citic/DLOLCACC.toml")),
-    ("schemas/citic/DLSUBTRN.toml", include_str!("../../../schemas/citic/DLSUBTRN.toml")),
-    ("schemas/citic/DLMDETRN.toml", include_str!("../../../schemas/citic/DLMDETRN.toml")),
-    ("schemas/citic/DLFNDOUT.toml", include_str!("../../../schemas/citic/DLFNDOUT.toml")),
-    ("schemas/citic/DLSBALQR.toml", include_str!("../../../schemas/citic/DLSBALQR.toml")),
-    ("schemas/citic/DLCIDSTT.toml", include_str!("../../../schemas/citic/DLCIDSTT.toml")),
+    (
+        "schemas/citic/DLSINSUB.toml",
+        include_str!("../../../schemas/citic/DLSINSUB.toml"),
+    ),
+    (
+        "schemas/citic/DLCTNSUB.toml",
+        include_str!("../../../schemas/citic/DLCTNSUB.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBBAL.toml",
+        include_str!("../../../schemas/citic/DLSUBBAL.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBINF.toml",
+        include_str!("../../../schemas/citic/DLSUBINF.toml"),
+    ),
+    (
+        "schemas/citic/DLBREGSN.toml",
+        include_str!("../../../schemas/citic/DLBREGSN.toml"),
+    ),
+    (
+        "schemas/citic/DLOLCACC.toml",
+        include_str!("../../../schemas/citic/DLOLCACC.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBTRN.toml",
+        include_str!("../../../schemas/citic/DLSUBTRN.toml"),
+    ),
+    (
+        "schemas/citic/DLMDETRN.toml",
+        include_str!("../../../schemas/citic/DLMDETRN.toml"),
+    ),
+    (
+        "schemas/citic/DLFNDOUT.toml",
+        include_str!("../../../schemas/citic/DLFNDOUT.toml"),
+    ),
+    (
+        "schemas/citic/DLSBALQR.toml",
+        include_str!("../../../schemas/citic/DLSBALQR.toml"),
+    ),
+    (
+        "schemas/citic/DLCIDSTT.toml",
+        include_str!("../../../schemas/citic/DLCIDSTT.toml"),
+    ),
 ];
 
 /// Loads every embedded `schemas/citic/*.toml`, keyed by action code. Errors name the file.
@@ -99,7 +132,11 @@ pub fn error_reply(schemas: &Schemas, code: ReturnCode) -> Reply {
         None,
         false,
     );
-    Reply { code: status, message, body }
+    Reply {
+        code: status,
+        message,
+        body,
+    }
 }
 
 /// What the writer needs, besides the command, to answer one CITIC request.
@@ -145,12 +182,7 @@ fn text(f: &Fields, n: &str) -> String {
 
 /// Maps the validated `fields` of `action` to the shared command (docs/citic.md maps each
 /// action to its A001 equivalent). `today` is the business date `yyyymmdd`.
-pub fn to_command(
-    action: &'static str,
-    f: &Fields,
-    schemas: Arc<Schemas>,
-    today: u32,
-) -> Prepared {
+pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today: u32) -> Prepared {
     let mut checks = Checks::default();
     let client = f.text("clientID").map(client_key).unwrap_or_default();
     let amount = |n| f.amount_fen(n).unwrap_or(0);
@@ -214,11 +246,11 @@ pub fn to_command(
         "DLSUBBAL" | "DLSUBINF" => {
             checks.sub_acct_no = Some(text(f, "subAccNo"));
             Command::Details(PageReq {
-            sub_acct_no: text(f, "subAccNo"),
-            start_date: today,
-            end_date: today,
-            page: 1,
-        })
+                sub_acct_no: text(f, "subAccNo"),
+                start_date: today,
+                end_date: today,
+                page: 1,
+            })
         }
         "DLSBALQR" => {
             checks.main_acc = Some(text(f, "accountNo"));
@@ -263,7 +295,13 @@ impl CiticReply {
             .to_string()
     }
 
-    fn reply(&self, status: &str, message: String, mut fields: Vec<(&str, String)>, rows: Option<Vec<Vec<(&str, String)>>>) -> Reply {
+    fn reply(
+        &self,
+        status: &str,
+        message: String,
+        mut fields: Vec<(&str, String)>,
+        rows: Option<Vec<Vec<(&str, String)>>>,
+    ) -> Reply {
         fields.push(("status", status.to_string()));
         fields.push(("statusText", message.clone()));
         let keep = self.action == "DLCIDSTT";
@@ -295,7 +333,10 @@ impl CiticReply {
                 self.reply(OK, ok, Vec::new(), Some(vec![row]))
             }
             "DLSUBINF" => {
-                let main = state.master(s.master_id).map(|m| m.acct_no.clone()).unwrap_or_default();
+                let main = state
+                    .master(s.master_id)
+                    .map(|m| m.acct_no.clone())
+                    .unwrap_or_default();
                 let row = vec![
                     ("ACCBAL", format_fen(s.balance)),
                     ("MAINACCNO", main),
@@ -334,17 +375,26 @@ impl CiticReply {
     }
 
     fn status_reply(&self, facts: &Facts) -> Reply {
-        let Some(s) = facts
-            .status
-            .as_ref()
-            .filter(|s| self.checks.orig_action.as_ref().is_none_or(|t| *t == s.tx_code))
-        else {
+        let Some(s) = facts.status.as_ref().filter(|s| {
+            self.checks
+                .orig_action
+                .as_ref()
+                .is_none_or(|t| *t == s.tx_code)
+        }) else {
             return self.refusal(ReturnCode::NoRecord);
         };
-        let (stt, status, text) = match facts.withdrawal.as_ref().filter(|_| s.return_code == PENDING) {
+        let (stt, status, text) = match facts
+            .withdrawal
+            .as_ref()
+            .filter(|_| s.return_code == PENDING)
+        {
             Some((_, chunks)) => match withdrawal_status(chunks) {
                 "0" => ("0", OK.to_string(), self.msg(ReturnCode::Ok)),
-                "2" => ("0", PARTIAL.to_string(), "部分成功 partly settled, the rest refunded".to_string()),
+                "2" => (
+                    "0",
+                    PARTIAL.to_string(),
+                    "部分成功 partly settled, the rest refunded".to_string(),
+                ),
                 "1" => {
                     let mut sorted: Vec<_> = chunks.iter().collect();
                     sorted.sort_by_key(|c| c.chunk_no);
@@ -393,9 +443,16 @@ fn yesterday_balance(s: &SubAccount, facts: &Facts) -> i64 {
 }
 
 impl DialectReply for CiticReply {
-    fn prepare(&self, cmd: &mut Command, state: &LedgerState, enterprise: &str) -> Result<(), ReturnCode> {
+    fn prepare(
+        &self,
+        cmd: &mut Command,
+        state: &LedgerState,
+        enterprise: &str,
+    ) -> Result<(), ReturnCode> {
         let under_main = |s: &SubAccount| match &self.checks.main_acc {
-            Some(main) => state.master(s.master_id).is_some_and(|m| m.acct_no == *main),
+            Some(main) => state
+                .master(s.master_id)
+                .is_some_and(|m| m.acct_no == *main),
             None => true,
         };
         match cmd {
@@ -411,8 +468,12 @@ impl DialectReply for CiticReply {
                 r.global_id = s.global_id.clone();
             }
             Command::Transfer(r) => {
-                let payer = state.sub_owned(enterprise, &r.out_sub).filter(|s| under_main(s));
-                let payee = state.sub_owned(enterprise, &r.in_sub).filter(|s| under_main(s));
+                let payer = state
+                    .sub_owned(enterprise, &r.out_sub)
+                    .filter(|s| under_main(s));
+                let payee = state
+                    .sub_owned(enterprise, &r.in_sub)
+                    .filter(|s| under_main(s));
                 let (Some(payer), Some(payee)) = (payer, payee) else {
                     return Err(ReturnCode::SubNotFound);
                 };
@@ -431,7 +492,11 @@ impl DialectReply for CiticReply {
                     .filter(|s| under_main(s))
                     .ok_or(ReturnCode::SubNotFound)?;
                 if let Some(b) = s.binding.as_ref().filter(|b| b.verified) {
-                    let bank_ok = self.checks.bank_code.as_ref().is_none_or(|c| *c == b.bank_code);
+                    let bank_ok = self
+                        .checks
+                        .bank_code
+                        .as_ref()
+                        .is_none_or(|c| *c == b.bank_code);
                     if self.checks.same_bank != Some(b.same_bank) || !bank_ok {
                         return Err(ReturnCode::NotBound);
                     }
@@ -492,6 +557,9 @@ impl DialectReply for CiticReply {
 }
 
 /// Validates `body` against the action's schema (`DLF9993` on a fault), GBK byte lengths.
-pub fn validate(schema: &TxSchema, body: &crate::codec::xml::XmlBody) -> Result<Fields, ReturnCode> {
+pub fn validate(
+    schema: &TxSchema,
+    body: &crate::codec::xml::XmlBody,
+) -> Result<Fields, ReturnCode> {
     validate_request(schema, body, Charset::Gbk).map_err(|_| ReturnCode::InvalidField)
 }
