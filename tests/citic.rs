@@ -354,3 +354,46 @@ async fn close_and_withdraw_refusals() {
     assert!(t.contains("<stt>1</stt><status>DLE0005</status>"), "{t}");
     gw.assert_invariants().await;
 }
+
+/// `fixtures/citic/*.req` posted in name order to a fresh gateway (after one A001 6248 opens
+/// 张三's sub-account and a 6920 notice funds it with 1,000.00); each reply must equal the
+/// `.resp` beside it byte for byte. `CITIC_BLESS=1` writes the `.resp` files instead.
+#[tokio::test]
+async fn fixtures_replay_byte_for_byte() {
+    let (gw, c) = gw("citic-fixtures").await;
+    let mut a = gw.client().await;
+    let mut core = gw.core_client().await;
+    let s1 = open_sub(&mut a, "M001", "张三").await;
+    assert_eq!(s1, "9000000000000019");
+    fund(&mut core, "BS0001", &s1, 100_000).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/citic");
+    let mut reqs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures/citic")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "req"))
+        .collect();
+    reqs.sort();
+    assert!(reqs.len() >= 20);
+    let bless = std::env::var("CITIC_BLESS").is_ok_and(|v| v == "1");
+    for path in reqs {
+        let body = std::fs::read(&path).expect("request");
+        let (code, _, got) = http(&c.addr, "POST", &body).await;
+        assert_eq!(code, 200);
+        let resp = path.with_extension("resp");
+        if bless {
+            std::fs::write(&resp, &got).expect("bless");
+            continue;
+        }
+        let want = std::fs::read(&resp).expect("response fixture");
+        assert_eq!(text(&got), text(&want), "{}", path.display());
+        assert_eq!(got, want, "{}", path.display());
+        // The file name promises the status (or, for DLCIDSTT, the outcome).
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let status = field(&text(&got), "status").unwrap_or_default();
+        if let Some(code) = name.split('-').find(|p| p.len() == 7 && p.starts_with(['A', 'D'])) {
+            assert_eq!(status, code, "{name}");
+        }
+    }
+    gw.assert_invariants().await;
+}
