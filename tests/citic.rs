@@ -391,7 +391,10 @@ async fn fixtures_replay_byte_for_byte() {
         // The file name promises the status (or, for DLCIDSTT, the outcome).
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let status = field(&text(&got), "status").unwrap_or_default();
-        if let Some(code) = name.split('-').find(|p| p.len() == 7 && p.starts_with(['A', 'D'])) {
+        if let Some(code) = name
+            .split('-')
+            .find(|p| p.len() == 7 && p.starts_with(['A', 'D']))
+        {
             assert_eq!(status, code, "{name}");
         }
     }
