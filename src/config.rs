@@ -52,6 +52,9 @@ pub const DEMO_ENTERPRISE: &str = "DEMOPLATFORM00000001";
 /// The demo tenant's master account (docs/protocol.md §4).
 pub const DEMO_MASTER_ACCOUNT: &str = "6222000000000000001";
 
+/// The demo tenant's CITIC `<userName>` (docs/citic.md).
+pub const DEMO_CITIC_USER: &str = "DEMOCITICUSER";
+
 /// A platform (enterprise) and its master accounts.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +63,10 @@ pub struct Tenant {
     pub enterprise_code: String,
     /// Master account numbers (`FundSummaryAcctNo`, ≤ 32 bytes each).
     pub master_accounts: Vec<String>,
+    /// CITIC `<userName>`s this tenant answers to on the CITIC listener (docs/citic.md;
+    /// 1..=30 bytes each, unique across tenants). Empty: none.
+    #[serde(default)]
+    pub citic_users: Vec<String>,
 }
 
 /// A client certificate identity and the enterprise codes it may use (issue 4, docs/protocol.md
@@ -206,6 +213,8 @@ pub struct Config {
     pub platform_addr: Option<String>,
     /// Bank-core link, plain TCP (`None`: disabled).
     pub core_addr: Option<String>,
+    /// CITIC dialect listener, HTTP (docs/citic.md; `None`: disabled).
+    pub citic_addr: Option<String>,
     /// Platform link over TLS.
     pub platform_tls: Option<TlsListener>,
     /// Bank-core link over TLS.
@@ -241,11 +250,13 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             platform_addr: Some("127.0.0.1:7072".into()),
             core_addr: Some("127.0.0.1:7073".into()),
+            citic_addr: Some("127.0.0.1:6789".into()),
             platform_tls: None,
             core_tls: None,
             tenants: vec![Tenant {
                 enterprise_code: DEMO_ENTERPRISE.into(),
                 master_accounts: vec![DEMO_MASTER_ACCOUNT.into()],
+                citic_users: vec![DEMO_CITIC_USER.into()],
             }],
             limits: Limits::default(),
             rail: RailConfig::default(),

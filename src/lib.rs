@@ -22,6 +22,7 @@ pub mod codec;
 pub mod codes;
 pub mod config;
 pub mod devcerts;
+pub mod dialect;
 pub mod ledger;
 pub mod mask;
 pub mod money;

@@ -192,6 +192,9 @@ struct ServeArgs {
     /// Bank-core link TCP address (default 127.0.0.1:7073).
     #[arg(long)]
     core_addr: Option<String>,
+    /// CITIC dialect HTTP address (default 127.0.0.1:6789; docs/citic.md).
+    #[arg(long)]
+    citic_addr: Option<String>,
     /// External payment rail speaking docs/protocol.md §3 (default: the built-in simulator).
     #[arg(long)]
     rail_addr: Option<String>,
@@ -357,6 +360,9 @@ async fn serve(a: ServeArgs) -> ExitCode {
     if let Some(x) = a.core_addr {
         cfg.core_addr = Some(x);
     }
+    if let Some(x) = a.citic_addr {
+        cfg.citic_addr = Some(x);
+    }
     if a.rail_addr.is_some() {
         cfg.rail.addr = a.rail_addr;
     }
@@ -382,6 +388,7 @@ async fn serve(a: ServeArgs) -> ExitCode {
         ("core", running.core_addr),
         ("platform_tls", running.platform_tls_addr),
         ("core_tls", running.core_tls_addr),
+        ("citic", running.citic_addr),
     ] {
         if let Some(addr) = addr {
             tracing::info!(link, %addr, "listening");

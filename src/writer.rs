@@ -87,6 +87,31 @@ pub struct PlatformJob {
     pub cmd: Command,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Reply>,
+    /// The dialect that encodes the reply; `None`: the A001 body of docs/protocol.md §1.
+    pub dialect: Option<Box<dyn DialectReply>>,
+}
+
+/// A dialect's part in a platform request inside the writer (src/dialect/): the writer
+/// stays dialect-neutral, and a dialect other than A001 supplies these four steps.
+pub trait DialectReply: Send + Sync + std::fmt::Debug {
+    /// Before the decision, with read access to the ledger: completes `cmd` with what the
+    /// dialect names differently (member codes from account numbers, …) or refuses with a
+    /// business code; such a refusal is answered, and recorded when [`Self::records`], like
+    /// a refusal of the decision.
+    fn prepare(
+        &self,
+        cmd: &mut Command,
+        state: &LedgerState,
+        enterprise: &str,
+    ) -> Result<(), ReturnCode>;
+    /// The reply (status, message, exact body bytes) for a decision, accepted or refused,
+    /// with the facts it was made on and the ledger after it.
+    fn encode(&self, d: &Decision, facts: &Facts, state: &LedgerState) -> Reply;
+    /// The reply for a code the writer itself answers (`SerialReused`, `Internal`).
+    fn refusal(&self, code: ReturnCode) -> Reply;
+    /// `true` when the request is recorded for idempotency under (enterprise, serial);
+    /// queries of some dialects are not.
+    fn records(&self) -> bool;
 }
 
 /// A work item for the writer.
@@ -608,7 +633,8 @@ impl Writer {
                     .store
                     .request(enterprise, orig_serial)?
                     .map(|r| r.status());
-                if f.status.as_ref().is_some_and(|s| s.tx_code == "6033") {
+                // Any recorded request may be a withdrawal (6033, or a dialect's own code).
+                if f.status.is_some() {
                     f.withdrawal = self.store.withdrawal_by_serial(enterprise, orig_serial)?;
                 }
             }
@@ -631,6 +657,9 @@ impl Writer {
         undo: &mut Vec<Undo>,
         dirty: &mut Dirty,
     ) -> Result<Reply, StoreError> {
+        if let Some(dialect) = &p.dialect {
+            return self.platform_dialect(p, dialect.as_ref(), stamp, undo, dirty);
+        }
         if let Some(prev) = self.store.request(&p.enterprise, &p.serial)? {
             if prev.fingerprint == p.fingerprint {
                 return Ok(Reply {
@@ -677,6 +706,68 @@ impl Writer {
             return_msg: reply.message.clone(),
             body: reply.body.clone(),
         })?;
+        Ok(reply)
+    }
+
+    /// [`Self::platform`] for a request of a dialect other than A001: the same steps, with
+    /// the dialect's preparation and reply encoder.
+    fn platform_dialect(
+        &mut self,
+        p: &PlatformJob,
+        dialect: &dyn DialectReply,
+        stamp: &Stamp,
+        undo: &mut Vec<Undo>,
+        dirty: &mut Dirty,
+    ) -> Result<Reply, StoreError> {
+        let records = dialect.records();
+        if records {
+            if let Some(prev) = self.store.request(&p.enterprise, &p.serial)? {
+                if prev.fingerprint == p.fingerprint {
+                    return Ok(Reply {
+                        code: prev.return_code,
+                        message: prev.return_msg,
+                        body: prev.body,
+                    });
+                }
+                return Ok(dialect.refusal(ReturnCode::SerialReused));
+            }
+        }
+        let mut cmd = p.cmd.clone();
+        let (d, facts) = match dialect.prepare(&mut cmd, &self.state, &p.enterprise) {
+            Ok(()) => {
+                let facts = self.prefetch(&p.enterprise, &cmd)?;
+                let Some(d) = self.decide_safely(&cmd, &facts, &p.enterprise, &p.serial, stamp)
+                else {
+                    return Ok(dialect.refusal(ReturnCode::Internal));
+                };
+                (d, facts)
+            }
+            Err(code) => (
+                Decision {
+                    code,
+                    fields: Vec::new(),
+                    rows: None,
+                    front_seq_no: None,
+                    writes: Default::default(),
+                },
+                Facts::default(),
+            ),
+        };
+        self.store
+            .append(&p.enterprise, d.front_seq_no.as_deref(), &d.writes)?;
+        self.apply(&d, undo, dirty);
+        let reply = dialect.encode(&d, &facts, &self.state);
+        if records {
+            self.store.record_request(&StoredRequest {
+                enterprise_code: p.enterprise.clone(),
+                serial: p.serial.clone(),
+                tx_code: p.tx_code.clone(),
+                fingerprint: p.fingerprint.to_vec(),
+                return_code: reply.code.clone(),
+                return_msg: reply.message.clone(),
+                body: reply.body.clone(),
+            })?;
+        }
         Ok(reply)
     }
 

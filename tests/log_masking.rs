@@ -52,6 +52,7 @@ async fn logs_mask_accounts_names_and_id_numbers() {
         .arg(dir.join("data"))
         .args(["--platform-addr", &format!("127.0.0.1:{pp}")])
         .args(["--core-addr", &format!("127.0.0.1:{cp}")])
+        .args(["--citic-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -205,6 +206,7 @@ fn a_log_written_to_a_file_is_plain_text() {
         .arg(dir.join("data"))
         .args(["--platform-addr", &format!("127.0.0.1:{pp}")])
         .args(["--core-addr", "127.0.0.1:0"])
+        .args(["--citic-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         // Colour must be off because stderr is a file, not because the caller asked.
         .env_remove("NO_COLOR")

@@ -33,6 +33,7 @@ async fn start_mtls(name: &str, platform_clients: Vec<TlsClient>) -> (Gw, DevCer
     cfg.tenants.push(Tenant {
         enterprise_code: OTHER_CLIENT_CN.into(),
         master_accounts: vec![OTHER_MASTER.into()],
+        citic_users: Vec::new(),
     });
     cfg.platform_tls = Some(listener(&certs, platform_clients));
     cfg.core_tls = Some(listener(

@@ -461,6 +461,31 @@ fn load_tx(src: (&'static str, &str)) -> Result<TxSchema, SchemaError> {
     })
 }
 
+/// Loads the layout of one action of another dialect (`schemas/<dialect>/<ACTION>.toml`,
+/// the same format as `schemas/tx/`): `code` is the dialect's action code (1..=16 ASCII
+/// letters or digits) and must match the file name. Errors name the file.
+pub fn load_dialect_tx(src: (&'static str, &str)) -> Result<TxSchema, SchemaError> {
+    let file = src.0;
+    let raw: TxFile = parse_toml(src)?;
+    if raw.code.is_empty()
+        || raw.code.len() > 16
+        || !raw.code.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(invalid(file, "code must be 1..=16 ASCII letters or digits"));
+    }
+    if !file.ends_with(&format!("/{}.toml", raw.code)) {
+        return Err(invalid(file, "code does not match the file name"));
+    }
+    Ok(TxSchema {
+        request: load_fields(file, raw.request)?,
+        response: load_fields(file, raw.response)?,
+        response_row: load_fields(file, raw.response_row)?,
+        code: raw.code,
+        name: raw.name,
+        money_moving: raw.money_moving,
+    })
+}
+
 fn load_return_codes((file, text): (&'static str, &str)) -> Result<ReturnCodes, SchemaError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| SchemaError::Parse {
         file,

@@ -68,6 +68,8 @@ pub struct Running {
     pub platform_addr: Option<SocketAddr>,
     /// Core link TCP address, if enabled.
     pub core_addr: Option<SocketAddr>,
+    /// CITIC dialect HTTP address, if enabled (docs/citic.md).
+    pub citic_addr: Option<SocketAddr>,
     /// Platform link TLS address, if enabled.
     pub platform_tls_addr: Option<SocketAddr>,
     /// Core link TLS address, if enabled.
@@ -228,6 +230,10 @@ async fn start_inner(
         }
     }
     let bound = bind_all(&config).await?;
+    let citic_bound = match &config.citic_addr {
+        Some(a) => Some(crate::dialect::citic::http::open(a).await?),
+        None => None,
+    };
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -365,6 +371,7 @@ async fn start_inner(
         rail_sim,
         platform_addr: None,
         core_addr: None,
+        citic_addr: None,
         platform_tls_addr: None,
         core_tls_addr: None,
         writer,
@@ -389,6 +396,11 @@ async fn start_inner(
         }
     }
     running.tasks.extend(tasks);
+    if let Some(b) = citic_bound {
+        running.citic_addr = Some(b.local_addr());
+        let citic = crate::dialect::citic::http::Citic::new(shared.clone())?;
+        running.tasks.push(b.serve(Arc::new(citic)));
+    }
     Ok(running)
 }
 

@@ -163,6 +163,7 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
         charset: h.charset,
         cmd,
         reply: tx,
+        dialect: None,
     };
     if shared
         .writer

@@ -1,0 +1,565 @@
+//! The CITIC dialect (docs/citic.md): CITIC's direct-connect sub-account interface, GBK XML
+//! over HTTP, served on the same ledger, writer and store as the A001 link.
+//!
+//! One request: HTTP POST (`http`) → body ≤ 1 MiB → GBK `<stream>` envelope ([`envelope`],
+//! `DLF9977`) → `<action>` present (`DLF9977`) → `<userName>` present (`DLF9993`) and
+//! configured (`DLF9985`) → action served (`DLF0000`) → fields against
+//! `schemas/citic/<ACTION>.toml` (`DLF9993`) → the shared [`Command`] → the writer with a
+//! [`CiticReply`] (idempotency by `clientID`, preparation, decision, reply bytes).
+
+pub mod envelope;
+pub mod http;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::codec::charset::Charset;
+use crate::codec::request::{validate_request, Fields};
+use crate::codec::schema::{load_dialect_tx, SchemaError, Schemas, TxSchema};
+use crate::codes::ReturnCode;
+use crate::ledger::decide::{Decision, Facts};
+use crate::ledger::withdraw::withdrawal_status;
+use crate::ledger::{
+    BookingType, Command, InstructionState, LedgerState, OpenReq, PageReq, SubAccount, TransferReq,
+    WithdrawReq,
+};
+use crate::money::format_fen;
+use crate::writer::{DialectReply, Reply};
+
+/// Success (`000000`).
+pub const OK: &str = "AAAAAAA";
+/// Accepted, outcome pending (a withdrawal): query with DLCIDSTT.
+pub const PENDING: &str = "AAAAAAE";
+/// Partly succeeded (DLCIDSTT of a withdrawal).
+pub const PARTIAL: &str = "BBBBBBB";
+/// Still processing (DLCIDSTT).
+pub const PROCESSING: &str = "CCCCCCC";
+
+/// The actions served, in the order docs/citic.md lists them.
+pub const SERVED: [&str; 11] = [
+    "DLSINSUB", "DLCTNSUB", "DLSUBBAL", "DLSUBINF", "DLBREGSN", "DLOLCACC", "DLSUBTRN", "DLMDETRN",
+    "DLFNDOUT", "DLSBALQR", "DLCIDSTT",
+];
+
+const FILES: [(&str, &str); 11] = [
+    (
+        "schemas/citic/DLSINSUB.toml",
+        include_str!("../../../schemas/citic/DLSINSUB.toml"),
+    ),
+    (
+        "schemas/citic/DLCTNSUB.toml",
+        include_str!("../../../schemas/citic/DLCTNSUB.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBBAL.toml",
+        include_str!("../../../schemas/citic/DLSUBBAL.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBINF.toml",
+        include_str!("../../../schemas/citic/DLSUBINF.toml"),
+    ),
+    (
+        "schemas/citic/DLBREGSN.toml",
+        include_str!("../../../schemas/citic/DLBREGSN.toml"),
+    ),
+    (
+        "schemas/citic/DLOLCACC.toml",
+        include_str!("../../../schemas/citic/DLOLCACC.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBTRN.toml",
+        include_str!("../../../schemas/citic/DLSUBTRN.toml"),
+    ),
+    (
+        "schemas/citic/DLMDETRN.toml",
+        include_str!("../../../schemas/citic/DLMDETRN.toml"),
+    ),
+    (
+        "schemas/citic/DLFNDOUT.toml",
+        include_str!("../../../schemas/citic/DLFNDOUT.toml"),
+    ),
+    (
+        "schemas/citic/DLSBALQR.toml",
+        include_str!("../../../schemas/citic/DLSBALQR.toml"),
+    ),
+    (
+        "schemas/citic/DLCIDSTT.toml",
+        include_str!("../../../schemas/citic/DLCIDSTT.toml"),
+    ),
+];
+
+/// Loads every embedded `schemas/citic/*.toml`, keyed by action code. Errors name the file.
+pub fn load_schemas() -> Result<HashMap<String, TxSchema>, SchemaError> {
+    FILES
+        .iter()
+        .map(|src| load_dialect_tx(*src).map(|s| (s.code.clone(), s)))
+        .collect()
+}
+
+/// The prefix that puts a `clientID` in a namespace of its own in the request store and
+/// among `OrderNo`s: 21 bytes, longer than any A001 requester serial (≤ 20 bytes), so no
+/// A001 serial can ever equal a CITIC key.
+pub const CLIENT_ID_NS: &str = "citic.clientID.space:";
+
+/// The store key of a `clientID`.
+pub fn client_key(client_id: &str) -> String {
+    format!("{CLIENT_ID_NS}{client_id}")
+}
+
+/// The CITIC status of an A001 return code (docs/citic.md "Status codes"): `000000` →
+/// `AAAAAAA`, `YQ9999` → `UNKNOWN`, `YQxxxx` → `DLFxxxx`, `E1000x` → `DLE000x`.
+pub fn status_of(code: ReturnCode) -> String {
+    let a = code.as_str();
+    match code {
+        ReturnCode::Ok => OK.to_string(),
+        ReturnCode::Internal => "UNKNOWN".to_string(),
+        ReturnCode::Unsupported => "DLF0000".to_string(),
+        _ if a.starts_with("YQ") => format!("DLF{}", a.get(2..).unwrap_or("")),
+        _ => format!("DLE{}", a.get(2..).unwrap_or("")),
+    }
+}
+
+/// The error reply of `code` with its message: only `<status>` and `<statusText>`.
+pub fn error_reply(schemas: &Schemas, code: ReturnCode) -> Reply {
+    let message = schemas
+        .return_codes
+        .platform_message(code.as_str())
+        .unwrap_or("")
+        .to_string();
+    let status = status_of(code);
+    let body = envelope::encode(
+        &[("status", status.clone()), ("statusText", message.clone())],
+        None,
+        false,
+    );
+    Reply {
+        code: status,
+        message,
+        body,
+    }
+}
+
+/// What the writer needs, besides the command, to answer one CITIC request.
+#[derive(Debug)]
+pub struct CiticReply {
+    action: &'static str,
+    schemas: Arc<Schemas>,
+    checks: Checks,
+}
+
+/// Request fields the shared command has no room for, checked against the ledger in
+/// [`DialectReply::prepare`].
+#[derive(Clone, Debug, Default)]
+struct Checks {
+    /// `mainAccNo` / `accountNo`: the master account the sub-account(s) must be under.
+    main_acc: Option<String>,
+    /// `recvAccNm` of a transfer: the payee member's name (`DLE0002`).
+    payee_name: Option<String>,
+    /// `sameBank` of a withdrawal: must match the binding (`DLE0005`).
+    same_bank: Option<bool>,
+    /// `recvTgfi` of a withdrawal, when given: the bound bank code (`DLE0005`).
+    bank_code: Option<String>,
+    /// DLCIDSTT `type`: the original action.
+    orig_action: Option<String>,
+    /// DLOLCACC: the sub-account to close.
+    sub_acct_no: Option<String>,
+}
+
+/// A request decoded and validated into its command and reply encoder; `Err` is the
+/// refusal to answer without the writer.
+pub struct Prepared {
+    /// The shared command.
+    pub cmd: Command,
+    /// The store key (`CLIENT_ID_NS` + `clientID`), empty for queries.
+    pub serial: String,
+    /// The writer-side reply encoder.
+    pub reply: CiticReply,
+}
+
+fn text(f: &Fields, n: &str) -> String {
+    f.text(n).unwrap_or("").to_string()
+}
+
+/// Maps the validated `fields` of `action` to the shared command (docs/citic.md maps each
+/// action to its A001 equivalent). `today` is the business date `yyyymmdd`.
+pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today: u32) -> Prepared {
+    let mut checks = Checks::default();
+    let client = f.text("clientID").map(client_key).unwrap_or_default();
+    let amount = |n| f.amount_fen(n).unwrap_or(0);
+    let cmd = match action {
+        "DLBREGSN" => {
+            let cert = text(f, "custCertNo");
+            Command::Open(OpenReq {
+                master_acct_no: text(f, "mainAccNo"),
+                member_code: f.text("vtlCustNm").unwrap_or(&cert).to_string(),
+                member_name: text(f, "subAccNm"),
+                global_type: text(f, "custCertType"),
+                global_id: cert,
+                mobile: String::new(),
+            })
+        }
+        "DLOLCACC" => {
+            checks.main_acc = Some(text(f, "mainAccNo"));
+            checks.sub_acct_no = Some(text(f, "subAccNo"));
+            Command::Close(OpenReq {
+                master_acct_no: text(f, "mainAccNo"),
+                member_code: String::new(),
+                member_name: String::new(),
+                global_type: String::new(),
+                global_id: String::new(),
+                mobile: String::new(),
+            })
+        }
+        "DLSINSUB" | "DLSUBTRN" | "DLMDETRN" => {
+            checks.main_acc = f.text("mainAccNo").map(str::to_string);
+            checks.payee_name = Some(text(f, "recvAccNm"));
+            let remark = f.text("abstract").or(f.text("memo")).unwrap_or("");
+            Command::Transfer(TransferReq {
+                out_sub: text(f, "payAccNo"),
+                out_member: String::new(),
+                in_sub: text(f, "recvAccNo"),
+                in_member: String::new(),
+                amount: amount("tranAmt"),
+                fee: 0,
+                order_no: client.clone(),
+                remark: remark.to_string(),
+            })
+        }
+        "DLCTNSUB" | "DLFNDOUT" => {
+            checks.main_acc = f.text("mainAccNo").map(str::to_string);
+            checks.same_bank = Some(f.text("sameBank") == Some("1"));
+            checks.bank_code = f.text("recvTgfi").map(str::to_string);
+            let sub = f.text("payAccNo").or(f.text("accountNo")).unwrap_or("");
+            let remark = f.text("abstract").or(f.text("memo")).unwrap_or("");
+            Command::Withdraw(WithdrawReq {
+                sub_acct_no: sub.to_string(),
+                member_code: String::new(),
+                member_name: String::new(),
+                acct_no: text(f, "recvAccNo"),
+                acct_name: text(f, "recvAccNm"),
+                amount: amount("tranAmt"),
+                fee: 0,
+                order_no: client.clone(),
+                remark: remark.to_string(),
+            })
+        }
+        "DLSUBBAL" | "DLSUBINF" => {
+            checks.sub_acct_no = Some(text(f, "subAccNo"));
+            Command::Details(PageReq {
+                sub_acct_no: text(f, "subAccNo"),
+                start_date: today,
+                end_date: today,
+                page: 1,
+            })
+        }
+        "DLSBALQR" => {
+            checks.main_acc = Some(text(f, "accountNo"));
+            Command::Balance {
+                sub_acct_no: text(f, "subAccNo"),
+            }
+        }
+        // DLCIDSTT
+        _ => {
+            checks.orig_action = f.text("type").map(str::to_string);
+            Command::Status {
+                orig_serial: client.clone(),
+            }
+        }
+    };
+    let records = matches!(
+        action,
+        "DLSINSUB" | "DLCTNSUB" | "DLSUBTRN" | "DLMDETRN" | "DLFNDOUT"
+    );
+    Prepared {
+        cmd,
+        serial: if records { client } else { String::new() },
+        reply: CiticReply {
+            action,
+            schemas,
+            checks,
+        },
+    }
+}
+
+/// The served action named `code`, as a static string.
+pub fn served(code: &str) -> Option<&'static str> {
+    SERVED.iter().copied().find(|a| *a == code)
+}
+
+impl CiticReply {
+    fn msg(&self, code: ReturnCode) -> String {
+        self.schemas
+            .return_codes
+            .platform_message(code.as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn reply(
+        &self,
+        status: &str,
+        message: String,
+        mut fields: Vec<(&str, String)>,
+        rows: Option<Vec<Vec<(&str, String)>>>,
+    ) -> Reply {
+        fields.push(("status", status.to_string()));
+        fields.push(("statusText", message.clone()));
+        let keep = self.action == "DLCIDSTT";
+        let body = envelope::encode(&fields, rows.as_deref(), keep);
+        Reply {
+            code: status.to_string(),
+            message,
+            body,
+        }
+    }
+
+    fn sub_reply(&self, d: &Decision, facts: &Facts, state: &LedgerState, s: &SubAccount) -> Reply {
+        let ok = self.msg(ReturnCode::Ok);
+        match self.action {
+            "DLSUBBAL" => {
+                let yesterday = yesterday_balance(s, facts);
+                let row = vec![
+                    ("actBal", format_fen(s.available())),
+                    ("balance", format_fen(s.balance)),
+                    ("cryType", "01".to_string()),
+                    ("frozenAmt", format_fen(s.frozen)),
+                    ("overAmt", "0.00".to_string()),
+                    ("status", OK.to_string()),
+                    ("statusText", ok.clone()),
+                    ("subAccNm", s.member_name.clone()),
+                    ("subAccNo", s.sub_acct_no.clone()),
+                    ("yesterdayBal", format_fen(yesterday)),
+                ];
+                self.reply(OK, ok, Vec::new(), Some(vec![row]))
+            }
+            "DLSUBINF" => {
+                let main = state
+                    .master(s.master_id)
+                    .map(|m| m.acct_no.clone())
+                    .unwrap_or_default();
+                let row = vec![
+                    ("ACCBAL", format_fen(s.balance)),
+                    ("MAINACCNO", main),
+                    ("OVERAMT", "0.00".to_string()),
+                    ("OVERFLAG", "0".to_string()),
+                    ("SUBACCNM", s.member_name.clone()),
+                    ("SUBACCTYP", "03".to_string()),
+                    ("YESTERDAYBAL", format_fen(yesterday_balance(s, facts))),
+                    ("subAccNo", s.sub_acct_no.clone()),
+                ];
+                self.reply(OK, ok, Vec::new(), Some(vec![row]))
+            }
+            "DLSBALQR" => {
+                let row = vec![
+                    ("DJAMT", format_fen(s.frozen)),
+                    ("KYAMT", format_fen(s.available())),
+                    ("SJAMT", format_fen(s.balance)),
+                    ("SUBACCNM", s.member_name.clone()),
+                    ("TZAMT", "0.00".to_string()),
+                    ("XSACVL", "0.00".to_string()),
+                    ("subAccNo", s.sub_acct_no.clone()),
+                ];
+                self.reply(OK, ok, Vec::new(), Some(vec![row]))
+            }
+            // DLBREGSN
+            _ => {
+                let _ = d;
+                let fields = vec![
+                    ("hostNo", format!("R{}", s.sub_acct_no)),
+                    ("subAccNm", s.member_name.clone()),
+                    ("subAccNo", s.sub_acct_no.clone()),
+                ];
+                self.reply(OK, ok, fields, None)
+            }
+        }
+    }
+
+    fn status_reply(&self, facts: &Facts) -> Reply {
+        let Some(s) = facts.status.as_ref().filter(|s| {
+            self.checks
+                .orig_action
+                .as_ref()
+                .is_none_or(|t| *t == s.tx_code)
+        }) else {
+            return self.refusal(ReturnCode::NoRecord);
+        };
+        let (stt, status, text) = match facts
+            .withdrawal
+            .as_ref()
+            .filter(|_| s.return_code == PENDING)
+        {
+            Some((_, chunks)) => match withdrawal_status(chunks) {
+                "0" => ("0", OK.to_string(), self.msg(ReturnCode::Ok)),
+                "2" => (
+                    "0",
+                    PARTIAL.to_string(),
+                    "部分成功 partly settled, the rest refunded".to_string(),
+                ),
+                "1" => {
+                    let mut sorted: Vec<_> = chunks.iter().collect();
+                    sorted.sort_by_key(|c| c.chunk_no);
+                    let code = sorted
+                        .iter()
+                        .find(|c| c.state == InstructionState::Failed)
+                        .map(|c| c.reject_code.clone())
+                        .unwrap_or_default();
+                    let text = self
+                        .schemas
+                        .return_codes
+                        .rail_message(&code)
+                        .unwrap_or("退票 refunded")
+                        .to_string();
+                    ("1", format!("DLR{code}"), text)
+                }
+                _ => ("2", PROCESSING.to_string(), "处理中 processing".to_string()),
+            },
+            None if s.return_code == OK || s.return_code == PENDING => {
+                ("0", OK.to_string(), self.msg(ReturnCode::Ok))
+            }
+            None => ("1", s.return_code.clone(), s.return_msg.clone()),
+        };
+        let row = vec![
+            ("stt", stt.to_string()),
+            ("status", status),
+            ("statusText", text),
+        ];
+        self.reply(OK, self.msg(ReturnCode::Ok), Vec::new(), Some(vec![row]))
+    }
+}
+
+/// The total balance at the end of the previous business day: the balance before the first
+/// of today's rows (`facts.entries` holds today's first page, oldest first), or the balance
+/// now when nothing was booked today.
+fn yesterday_balance(s: &SubAccount, facts: &Facts) -> i64 {
+    let Some(first) = facts.entries.1.first() else {
+        return s.balance;
+    };
+    let delta = match (first.booking_type, first.dc) {
+        (BookingType::Freeze | BookingType::Unfreeze, _) => 0,
+        (_, 'C') => first.amount,
+        _ => first.amount.saturating_neg(),
+    };
+    first.balance_after.saturating_sub(delta)
+}
+
+impl DialectReply for CiticReply {
+    fn prepare(
+        &self,
+        cmd: &mut Command,
+        state: &LedgerState,
+        enterprise: &str,
+    ) -> Result<(), ReturnCode> {
+        let under_main = |s: &SubAccount| match &self.checks.main_acc {
+            Some(main) => state
+                .master(s.master_id)
+                .is_some_and(|m| m.acct_no == *main),
+            None => true,
+        };
+        match cmd {
+            Command::Close(r) => {
+                let no = self.checks.sub_acct_no.as_deref().unwrap_or("");
+                let s = state
+                    .sub_owned(enterprise, no)
+                    .filter(|s| under_main(s))
+                    .ok_or(ReturnCode::SubNotFound)?;
+                r.member_code = s.member_code.clone();
+                r.member_name = s.member_name.clone();
+                r.global_type = s.global_type.clone();
+                r.global_id = s.global_id.clone();
+            }
+            Command::Transfer(r) => {
+                let payer = state
+                    .sub_owned(enterprise, &r.out_sub)
+                    .filter(|s| under_main(s));
+                let payee = state
+                    .sub_owned(enterprise, &r.in_sub)
+                    .filter(|s| under_main(s));
+                let (Some(payer), Some(payee)) = (payer, payee) else {
+                    return Err(ReturnCode::SubNotFound);
+                };
+                if payer.master_id != payee.master_id {
+                    return Err(ReturnCode::SubNotFound);
+                }
+                if self.checks.payee_name.as_deref() != Some(payee.member_name.as_str()) {
+                    return Err(ReturnCode::MemberMismatch);
+                }
+                r.out_member = payer.member_code.clone();
+                r.in_member = payee.member_code.clone();
+            }
+            Command::Withdraw(r) => {
+                let s = state
+                    .sub_owned(enterprise, &r.sub_acct_no)
+                    .filter(|s| under_main(s))
+                    .ok_or(ReturnCode::SubNotFound)?;
+                if let Some(b) = s.binding.as_ref().filter(|b| b.verified) {
+                    let bank_ok = self
+                        .checks
+                        .bank_code
+                        .as_ref()
+                        .is_none_or(|c| *c == b.bank_code);
+                    if self.checks.same_bank != Some(b.same_bank) || !bank_ok {
+                        return Err(ReturnCode::NotBound);
+                    }
+                }
+                r.member_code = s.member_code.clone();
+                r.member_name = s.member_name.clone();
+            }
+            Command::Balance { sub_acct_no } => {
+                state
+                    .sub_owned(enterprise, sub_acct_no)
+                    .filter(|s| under_main(s))
+                    .ok_or(ReturnCode::SubNotFound)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn encode(&self, d: &Decision, facts: &Facts, state: &LedgerState) -> Reply {
+        if self.action == "DLCIDSTT" {
+            return self.status_reply(facts);
+        }
+        if d.code != ReturnCode::Ok {
+            return self.refusal(d.code);
+        }
+        let ok = self.msg(ReturnCode::Ok);
+        let seq = d.front_seq_no.clone().unwrap_or_default();
+        match self.action {
+            "DLSINSUB" | "DLOLCACC" => self.reply(OK, ok, Vec::new(), None),
+            "DLSUBTRN" | "DLMDETRN" => self.reply(OK, ok, vec![("hostNo", seq)], None),
+            "DLCTNSUB" => self.reply(PENDING, ok, Vec::new(), None),
+            "DLFNDOUT" => self.reply(PENDING, ok, vec![("hostNo", seq)], None),
+            _ => {
+                let no = d
+                    .fields
+                    .iter()
+                    .find(|(k, _)| *k == "SubAcctNo")
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| self.checks.sub_acct_no.clone());
+                match no.as_deref().and_then(|n| state.sub_by_no(n)) {
+                    Some(s) => self.sub_reply(d, facts, state, s),
+                    None => self.refusal(ReturnCode::SubNotFound),
+                }
+            }
+        }
+    }
+
+    fn refusal(&self, code: ReturnCode) -> Reply {
+        error_reply(&self.schemas, code)
+    }
+
+    fn records(&self) -> bool {
+        matches!(
+            self.action,
+            "DLSINSUB" | "DLCTNSUB" | "DLSUBTRN" | "DLMDETRN" | "DLFNDOUT"
+        )
+    }
+}
+
+/// Validates `body` against the action's schema (`DLF9993` on a fault), GBK byte lengths.
+pub fn validate(
+    schema: &TxSchema,
+    body: &crate::codec::xml::XmlBody,
+) -> Result<Fields, ReturnCode> {
+    validate_request(schema, body, Charset::Gbk).map_err(|_| ReturnCode::InvalidField)
+}
