@@ -241,6 +241,13 @@ pub struct Config {
     /// that database instead of the embedded one under `data_dir` (docs/configuration.md
     /// "Stores"). Also `--database-url` and the environment variable `BANKFEP_DATABASE_URL`.
     pub database_url: Option<String>,
+    /// The internal link between instances sharing `database_url` (docs/protocol.md §5),
+    /// `HOST:PORT`, port 0 allowed; the bound address is advertised through the database.
+    /// Default `127.0.0.1:0`. Bind it to an address only the instances reach.
+    pub cluster_addr: Option<String>,
+    /// How long a tenant lease lasts without renewal, ms (default 10,000): a dead
+    /// instance's tenants are taken over after at most this long.
+    pub cluster_lease_ms: u64,
 }
 
 impl Default for Config {
@@ -266,6 +273,8 @@ impl Default for Config {
             clock: None,
             receipt_key_hex: None,
             database_url: None,
+            cluster_addr: None,
+            cluster_lease_ms: 10_000,
         }
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod codes;
 pub mod config;

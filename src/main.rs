@@ -210,6 +210,13 @@ struct ServeArgs {
     /// (docs/configuration.md "Stores").
     #[arg(long, env = "BANKFEP_DATABASE_URL")]
     database_url: Option<String>,
+    /// Internal link between instances sharing --database-url (default 127.0.0.1:0;
+    /// docs/protocol.md §5).
+    #[arg(long)]
+    cluster_addr: Option<String>,
+    /// Tenant lease time, ms (default 10000): a dead instance's tenants move after this.
+    #[arg(long)]
+    cluster_lease_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -371,6 +378,12 @@ async fn serve(a: ServeArgs) -> ExitCode {
     }
     if a.database_url.is_some() {
         cfg.database_url = a.database_url;
+    }
+    if a.cluster_addr.is_some() {
+        cfg.cluster_addr = a.cluster_addr;
+    }
+    if let Some(ms) = a.cluster_lease_ms {
+        cfg.cluster_lease_ms = ms;
     }
     if a.receipt_key_hex.is_some() {
         cfg.receipt_key_hex = a.receipt_key_hex;

@@ -125,6 +125,27 @@ pub enum Job {
     Rail(Box<RailOutcome>, oneshot::Sender<bool>),
     /// Test and operations hook: a copy of the state and the invariant check result.
     Snapshot(oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>),
+    /// Several instances (docs/protocol.md §5): a tenant lease taken or given up; the reply
+    /// is `true` once the writer serves (or has stopped serving) the tenant.
+    Tenant(TenantChange, oneshot::Sender<bool>),
+}
+
+/// A change of the tenants this instance's writer may commit for (docs/protocol.md §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantChange {
+    /// The lease of `enterprise` was taken at `epoch`: reload its accounts from the store,
+    /// resume its unresolved rail instructions (querying first), and serve it.
+    Acquire {
+        /// Enterprise code.
+        enterprise: String,
+        /// The lease's fencing epoch; every commit for the tenant checks it.
+        epoch: i64,
+    },
+    /// Stop committing for `enterprise` (lease lost or handed over).
+    Release {
+        /// Enterprise code.
+        enterprise: String,
+    },
 }
 
 /// The submitting side of the writer, cheap to clone.
@@ -176,6 +197,13 @@ pub struct WriterCtx {
     pub instructions: Option<mpsc::UnboundedSender<Instruction>>,
     /// Most chunks one withdrawal may need (`rail.max_chunks`, docs/protocol.md §3).
     pub max_chunks: u32,
+    /// Where instructions of a tenant taken over go, to be queried before anything is sent
+    /// (the dispatcher's resume lane); `None`: nowhere.
+    pub resume: Option<mpsc::UnboundedSender<Instruction>>,
+    /// `Some(instance id)` when several instances share the store: the writer then commits
+    /// only for tenants whose lease it holds ([`TenantChange`]), each commit fenced by the
+    /// leases' epochs. `None`: this process owns every tenant of its store.
+    pub cluster_owner: Option<String>,
 }
 
 /// Starts the writer thread over `store` (already loaded into `state`). Returns the handle
@@ -194,6 +222,8 @@ pub fn spawn(
         ctx,
         batch_max: cfg.batch_max.max(1),
         rail_per_batch: cfg.rail_per_batch.clamp(1, cfg.batch_max.max(1)),
+        owned: std::collections::HashMap::new(),
+        reserved: None,
     };
     let thread = std::thread::Builder::new()
         .name("bankfep-writer".into())
@@ -207,7 +237,17 @@ struct Writer {
     ctx: WriterCtx,
     batch_max: usize,
     rail_per_batch: usize,
+    /// Tenants leased to this instance and their epochs (only with `ctx.cluster_owner`).
+    owned: std::collections::HashMap<String, i64>,
+    /// Top of the identifier blocks reserved from a shared store (`Store::reserve_counters`).
+    reserved: Option<crate::ledger::state::Counters>,
 }
+
+/// Numbers each counter must have left before a batch starts (a request uses at most a
+/// few of each).
+const COUNTER_HEADROOM: u64 = 4 * 1024;
+/// Size of one reserved block of each counter.
+const COUNTER_BLOCK: u64 = 16 * 1024;
 
 /// The idempotency keys a batch will look up (one store round trip for all of them).
 fn batch_keys(batch: &[Job]) -> crate::store::BatchKeys {
@@ -232,7 +272,7 @@ fn batch_keys(batch: &[Job]) -> crate::store::BatchKeys {
                     k.notices.push(n.bank_serial.clone());
                 }
             }
-            Job::Rail(..) | Job::Snapshot(_) => {}
+            Job::Rail(..) | Job::Snapshot(_) | Job::Tenant(..) => {}
         }
     }
     k
@@ -274,6 +314,8 @@ enum Pending {
 struct Dirty {
     masters: BTreeSet<i64>,
     subs: BTreeSet<i64>,
+    /// Enterprises whose requests were recorded in this batch (fenced at commit).
+    tenants: BTreeSet<String>,
     /// Instructions created in this batch, sent to the rail after the commit.
     instructions: Vec<Instruction>,
 }
@@ -308,7 +350,22 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.run_batch(&mut batch);
+            batch.retain_mut(|job| {
+                if let Job::Tenant(change, _) = job {
+                    let change = change.clone();
+                    let ok = self.change_tenant(&change);
+                    if let Job::Tenant(_, tx) =
+                        std::mem::replace(job, Job::Snapshot(oneshot::channel().0))
+                    {
+                        let _ = tx.send(ok);
+                    }
+                    return false;
+                }
+                true
+            });
+            if !batch.is_empty() {
+                self.run_batch(&mut batch);
+            }
         }
         tracing::info!("writer drained and stopped");
     }
@@ -348,6 +405,83 @@ impl Writer {
         }
     }
 
+    /// Whether this writer may commit for `enterprise` (always, on a store of its own).
+    fn owns(&self, enterprise: &str) -> bool {
+        self.ctx.cluster_owner.is_none() || self.owned.contains_key(enterprise)
+    }
+
+    /// The enterprise of master account `id` (empty when unknown).
+    fn enterprise_of_master(&self, id: i64) -> String {
+        self.state
+            .master(id)
+            .map(|m| m.enterprise_code.clone())
+            .unwrap_or_default()
+    }
+
+    /// Applies a lease change; `false` when the tenant could not be loaded.
+    fn change_tenant(&mut self, change: &TenantChange) -> bool {
+        match change {
+            TenantChange::Release { enterprise } => {
+                self.owned.remove(enterprise);
+                true
+            }
+            TenantChange::Acquire { enterprise, epoch } => {
+                let loaded = self
+                    .store
+                    .load_tenant(enterprise)
+                    .and_then(|(masters, subs)| {
+                        let ids: BTreeSet<i64> = masters.iter().map(|m| m.id).collect();
+                        let unresolved = self.store.unresolved_instructions()?;
+                        Ok((masters, subs, ids, unresolved))
+                    });
+                match loaded {
+                    Ok((masters, subs, ids, unresolved)) => {
+                        self.state.replace_tenant(enterprise, masters, subs);
+                        self.owned.insert(enterprise.clone(), *epoch);
+                        if let Some(tx) = &self.ctx.resume {
+                            for i in unresolved
+                                .into_iter()
+                                .filter(|i| ids.contains(&i.master_id))
+                            {
+                                let _ = tx.send(i);
+                            }
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, enterprise = %enterprise, "cannot load a tenant taken over");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reserves identifier numbers from a shared store when fewer than
+    /// [`COUNTER_HEADROOM`] are left (no-op on a store that saves counters per batch).
+    fn ensure_numbers(&mut self) -> Result<(), StoreError> {
+        let cur = self.state.counters;
+        if let Some(r) = self.reserved {
+            let left = |top: u64, at: u64| top.saturating_sub(at) >= COUNTER_HEADROOM;
+            if left(r.front_seq, cur.front_seq)
+                && left(r.sub_seq, cur.sub_seq)
+                && left(r.receipt_seq, cur.receipt_seq)
+            {
+                return Ok(());
+            }
+        }
+        if let Some(top) = self.store.reserve_counters(COUNTER_BLOCK)? {
+            let from = |top: u64, at: u64| at.max(top.saturating_sub(COUNTER_BLOCK));
+            self.state.counters = crate::ledger::state::Counters {
+                front_seq: from(top.front_seq, cur.front_seq),
+                sub_seq: from(top.sub_seq, cur.sub_seq),
+                receipt_seq: from(top.receipt_seq, cur.receipt_seq),
+            };
+            self.reserved = Some(top);
+        }
+        Ok(())
+    }
+
     fn run_batch(&mut self, batch: &mut Vec<Job>) {
         let started = std::time::Instant::now();
         let size = batch.len();
@@ -358,8 +492,8 @@ impl Writer {
         // Snapshots are answered after the commit, so they never show uncommitted state.
         let mut snapshots = Vec::new();
         if let Err(e) = self
-            .store
-            .begin()
+            .ensure_numbers()
+            .and_then(|_| self.store.begin())
             .and_then(|_| self.store.prefetch(&batch_keys(batch)))
         {
             tracing::error!(error = %e, "cannot begin batch");
@@ -372,7 +506,12 @@ impl Writer {
         for job in batch.drain(..) {
             match job {
                 Job::Snapshot(tx) => snapshots.push(tx),
+                Job::Tenant(_, tx) => {
+                    // Handled before the batch by `run`; never here.
+                    let _ = tx.send(false);
+                }
                 Job::Platform(p) => {
+                    dirty.tenants.insert(p.enterprise.clone());
                     let (mark, sent) = (undo.len(), dirty.instructions.len());
                     let reply =
                         self.in_savepoint(|w| w.platform(&p, &stamp, &mut undo, &mut dirty));
@@ -483,6 +622,9 @@ impl Writer {
                 let check = invariants::check_state(&self.state);
                 let _ = tx.send((self.state.clone(), check));
             }
+            Job::Tenant(_, tx) => {
+                let _ = tx.send(false);
+            }
         }
     }
 
@@ -518,6 +660,27 @@ impl Writer {
             self.store.write_accounts(&masters, &subs)?;
         }
         self.store.save_counters(&self.state.counters)?;
+        if let Some(owner) = &self.ctx.cluster_owner {
+            let mut tenants = dirty.tenants.clone();
+            for id in &dirty.masters {
+                tenants.insert(self.enterprise_of_master(*id));
+            }
+            for id in &dirty.subs {
+                if let Some(s) = self.state.sub(*id) {
+                    tenants.insert(self.enterprise_of_master(s.master_id));
+                }
+            }
+            // A tenant not held (never expected: each job is checked) fences with epoch 0,
+            // which no lease has: the commit then fails rather than write for it.
+            let fence: Vec<(String, i64)> = tenants
+                .into_iter()
+                .map(|t| {
+                    let epoch = self.owned.get(&t).copied().unwrap_or(0);
+                    (t, epoch)
+                })
+                .collect();
+            self.store.set_fence(owner, &fence);
+        }
         if cfg!(debug_assertions) {
             if let Err(v) = invariants::check_state(&self.state) {
                 // Never commit a broken ledger, and never stop the writer: the whole batch is
@@ -657,6 +820,13 @@ impl Writer {
         undo: &mut Vec<Undo>,
         dirty: &mut Dirty,
     ) -> Result<Reply, StoreError> {
+        if !self.owns(&p.enterprise) {
+            // Another instance holds this tenant (or it is moving): busy, retry (§5).
+            return Ok(match &p.dialect {
+                Some(d) => d.refusal(ReturnCode::Busy),
+                None => self.error_reply(ReturnCode::Busy),
+            });
+        }
         if let Some(dialect) = &p.dialect {
             return self.platform_dialect(p, dialect.as_ref(), stamp, undo, dirty);
         }
@@ -782,6 +952,10 @@ impl Writer {
         let Some(d) = self.decide_safely(cmd, &facts, "", "", stamp) else {
             return Ok(CoreResult::Busy);
         };
+        let tenant = d.writes.masters.first().map(|m| m.enterprise_code.clone());
+        if tenant.is_some_and(|t| !self.owns(&t)) {
+            return Ok(CoreResult::Busy);
+        }
         Ok(match d.code {
             ReturnCode::Ok => {
                 if d.front_seq_no.is_some() {
@@ -805,6 +979,15 @@ impl Writer {
     ) -> Result<bool, StoreError> {
         let cmd = Command::Rail(outcome.clone());
         let facts = self.prefetch("", &cmd)?;
+        if let Some(i) = &facts.instruction {
+            let tenant = self.enterprise_of_master(i.master_id);
+            if !self.owns(&tenant) {
+                // Its tenant moved to another instance, which resumed it (querying first):
+                // this report is dropped, nothing is booked here.
+                tracing::info!(id = %i.id, "rail outcome for a tenant not held; left to its owner");
+                return Ok(true);
+            }
+        }
         let Some(d) = self.decide_safely(&cmd, &facts, "", "", stamp) else {
             // Not durable: the dispatcher reports it again later.
             return Ok(false);

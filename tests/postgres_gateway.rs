@@ -166,7 +166,12 @@ async fn acknowledged_transfers_survive_sigkill_on_postgres() {
         return;
     };
     let dir = TempDir::new("pg-kill");
-    let args = ["--database-url", db.url.as_str()];
+    let args = [
+        "--database-url",
+        db.url.as_str(),
+        "--cluster-lease-ms",
+        "1500",
+    ];
     let mut p = spawn_gateway(&dir, &args);
     let mut c = p.client().await;
     let mut core = p.core_client().await;
@@ -196,6 +201,26 @@ async fn acknowledged_transfers_survive_sigkill_on_postgres() {
 
     let p = spawn_gateway(&dir, &args);
     let mut c = p.client().await;
+    // The dead instance's lease runs out (1.5 s) and the new one takes the tenant; until
+    // then requests are answered busy (§5), never wrongly.
+    let started = std::time::Instant::now();
+    loop {
+        let r = call(&mut c, "6010", &[("SubAcctNo", a.as_str())]).await;
+        match r.return_code().as_str() {
+            "000000" => break,
+            "YQ9971" if started.elapsed() < std::time::Duration::from_secs(15) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => panic!(
+                "6010 after a restart: {other} after {:?}",
+                started.elapsed()
+            ),
+        }
+    }
+    eprintln!(
+        "tenant served again {:?} after the restart",
+        started.elapsed()
+    );
     assert_eq!(balance(&mut c, &a).await.0, fmt_fen(1_000_000 - moved));
     assert_eq!(balance(&mut c, &b).await.0, fmt_fen(moved));
     for i in 0..150 {

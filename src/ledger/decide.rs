@@ -471,7 +471,10 @@ fn open(r: &OpenReq, state: &LedgerState, ctx: &Ctx<'_>) -> Result<Decision, Ret
     let body = format!("9{:014}", book.counters.sub_seq % 100_000_000_000_000);
     let sub_acct_no = format!("{body}{}", luhn_digit(&body));
     book.w.subs.push(SubAccount {
-        id: state.next_sub_id(),
+        // The id is the sequence number itself: unique across instances that reserve blocks
+        // of the sequence from one database (docs/protocol.md §5); on a single store it is
+        // what "largest id + 1" gave, both growing together from 1.
+        id: i64::try_from(book.counters.sub_seq).map_err(|_| ReturnCode::Internal)?,
         master_id: master.id,
         sub_acct_no: sub_acct_no.clone(),
         member_code: r.member_code.clone(),

@@ -197,6 +197,39 @@ impl LedgerState {
         self.counters = c;
     }
 
+    /// Replaces every master account of `enterprise_code` and their sub-accounts with
+    /// `masters` and `subs` as just read from the store (a tenant taken over from another
+    /// instance, docs/protocol.md §5). Other tenants and the counters are kept. O(accounts).
+    pub fn replace_tenant(
+        &mut self,
+        enterprise_code: &str,
+        masters: Vec<Master>,
+        subs: Vec<SubAccount>,
+    ) {
+        let gone: std::collections::HashSet<i64> = self
+            .masters
+            .values()
+            .filter(|m| m.enterprise_code == enterprise_code)
+            .map(|m| m.id)
+            .chain(masters.iter().map(|m| m.id))
+            .collect();
+        let mut all_masters: Vec<Master> = self
+            .masters
+            .values()
+            .filter(|m| !gone.contains(&m.id))
+            .cloned()
+            .collect();
+        all_masters.extend(masters);
+        let mut all_subs: Vec<SubAccount> = self
+            .subs
+            .values()
+            .filter(|s| !gone.contains(&s.master_id))
+            .cloned()
+            .collect();
+        all_subs.extend(subs);
+        *self = LedgerState::from_rows(all_masters, all_subs, self.counters);
+    }
+
     /// Undoes every record after position `mark` of `undo`, newest first, and truncates it.
     pub fn rollback(&mut self, undo: &mut Vec<Undo>, mark: usize) {
         while undo.len() > mark {

@@ -79,14 +79,16 @@ pub fn to_request(i: &Instruction) -> RailRequest {
 }
 
 /// Starts the dispatcher: `resumed` instructions (unresolved at start-up) are queried first;
-/// new ones arrive on `new`. Ends on shutdown (unresolved instructions stay persisted and
-/// resume at the next start).
+/// new ones arrive on `new`; instructions of a tenant taken over from another instance
+/// arrive on `resume` and are queried first too. Ends on shutdown (unresolved instructions
+/// stay persisted and resume at the next start).
 pub fn spawn(
     cfg: DispatchConfig,
     schemas: Arc<Schemas>,
     writer: WriterHandle,
     mut new: mpsc::UnboundedReceiver<Instruction>,
     resumed: Vec<Instruction>,
+    mut resume: mpsc::UnboundedReceiver<Instruction>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -114,6 +116,9 @@ pub fn spawn(
                     Some(i) => { tasks.spawn(shared.clone().drive(i, false)); }
                     None => break,
                 },
+                Some(i) = resume.recv() => {
+                    tasks.spawn(shared.clone().drive(i, true));
+                }
             }
         }
         tasks.abort_all();

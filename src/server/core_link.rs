@@ -24,7 +24,17 @@ use crate::writer::Job;
 pub const CORE_RECORD_MAX: usize = 4096;
 
 /// Serves one core connection until it closes, times out, breaks framing, or shutdown.
-pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut stream: S) {
+pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S) {
+    handle_hop(shared, stream, false).await
+}
+
+/// As [`handle`]; `internal`: the connection comes from another instance over the internal
+/// link (docs/protocol.md §5), so its notices are served here and never forwarded again.
+pub async fn handle_hop<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    internal: bool,
+) {
     let mut buf = BytesMut::with_capacity(1024);
     let mut codec = PrefixedCodec {
         record_max: CORE_RECORD_MAX,
@@ -32,7 +42,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut 
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(rec) => {
-                let reply = respond_to(&shared, &rec).await;
+                let reply = respond_to(&shared, &rec, internal).await;
                 if stream.write_all(&reply).await.is_err() {
                     return;
                 }
@@ -150,7 +160,7 @@ pub fn parse_notice(r: &FixedRecord<'_>) -> Option<NoticeReq> {
     })
 }
 
-async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
+async fn respond_to(shared: &Shared, rec: &Bytes, internal: bool) -> Vec<u8> {
     let serial = serial_of(rec);
     let notice = decode_record(&shared.schemas.notice, rec)
         .ok()
@@ -159,6 +169,27 @@ async fn respond_to(shared: &Shared, rec: &Bytes) -> Vec<u8> {
         tracing::debug!(len = rec.len(), "malformed 6920 record; answered 1001");
         return reply_frame(shared, &serial, CoreResult::Malformed);
     };
+    if let Some(c) = shared.cluster.as_ref().filter(|_| !internal) {
+        if let Some(tenant) = c.enterprise_of_account(&notice.payee).await {
+            match c.route(&tenant) {
+                crate::cluster::Route::Local => {}
+                crate::cluster::Route::Busy => {
+                    return reply_frame(shared, &serial, CoreResult::Busy)
+                }
+                crate::cluster::Route::Forward(addr) => {
+                    let frame = frame_prefixed(rec);
+                    return match c.forward(addr, crate::cluster::LINK_CORE, &frame).await {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            // The core retries; the bank serial books it once (§2).
+                            tracing::warn!(%addr, error = %e, "forwarding a notice to its owner failed");
+                            reply_frame(shared, &serial, CoreResult::Busy)
+                        }
+                    };
+                }
+            }
+        }
+    }
     let (tx, rx) = oneshot::channel();
     if shared
         .writer

@@ -35,6 +35,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Flips to `true` on shutdown: idle connections close, busy ones finish their request.
     pub shutdown: watch::Receiver<bool>,
+    /// Several instances on one database (docs/protocol.md §5): routing and leases; `None`
+    /// on an embedded store.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// A gateway that failed to start.
@@ -86,6 +89,44 @@ pub struct Running {
     drain_ms: u64,
     /// The data folder's lock, released only after the writer stopped (issue 7, item 2).
     data_lock: Option<crate::store::lock::DataDirLock>,
+    /// The internal link between instances, when the store is shared (docs/protocol.md §5).
+    pub cluster_addr: Option<SocketAddr>,
+}
+
+/// Accepts the internal link (docs/protocol.md §5): one link byte, then that link's
+/// framing, served here and never forwarded again. Ends on shutdown.
+async fn serve_internal(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    use tokio::io::AsyncReadExt;
+    let mut shutdown = shared.shutdown.clone();
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((mut stream, _)) = accepted else {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
+                let shared = shared.clone();
+                conns.spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let mut link = [0u8; 1];
+                    let wait = std::time::Duration::from_millis(shared.config.limits.read_idle_ms);
+                    match tokio::time::timeout(wait, stream.read_exact(&mut link)).await {
+                        Ok(Ok(_)) if link[0] == crate::cluster::LINK_PLATFORM => {
+                            platform::handle_hop(shared, stream, listener::Access::Any, true).await
+                        }
+                        Ok(Ok(_)) if link[0] == crate::cluster::LINK_CORE => {
+                            core_link::handle_hop(shared, stream, true).await
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        }
+    }
+    while conns.join_next().await.is_some() {}
 }
 
 impl Running {
@@ -234,6 +275,21 @@ async fn start_inner(
         Some(a) => Some(crate::dialect::citic::http::open(a).await?),
         None => None,
     };
+    // Several instances may share a database: the internal link, bound like the others.
+    let cluster_bound = match &config.database_url {
+        Some(_) => {
+            let addr = config.cluster_addr.as_deref().unwrap_or("127.0.0.1:0");
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Listen {
+                    what: "cluster",
+                    message: format!("{addr}: {e}"),
+                })?;
+            Some(l)
+        }
+        None => None,
+    };
+    let cluster_id = cluster_bound.as_ref().map(|_| crate::cluster::random_id());
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -310,6 +366,14 @@ async fn start_inner(
         None => None,
     };
     let (instr_tx, instr_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (resume_tx, resume_rx) = tokio::sync::mpsc::unbounded_channel();
+    // With several instances, a tenant's unresolved instructions resume when its lease is
+    // taken (querying first), not at start.
+    let resumed = if cluster_id.is_some() {
+        Vec::new()
+    } else {
+        resumed
+    };
     let state = LedgerState::from_rows(masters, subs, counters);
     if let Err(v) = crate::ledger::invariants::check_state(&state) {
         return Err(StartError::Config(format!(
@@ -326,6 +390,8 @@ async fn start_inner(
             expense_account: config.rail.expense_account.clone(),
             instructions: Some(instr_tx),
             max_chunks: config.rail.max_chunks,
+            resume: Some(resume_tx),
+            cluster_owner: cluster_id.clone(),
         },
         config.writer(),
     )
@@ -337,6 +403,44 @@ async fn start_inner(
         .map(|t| t.enterprise_code.clone())
         .collect();
     let drain_ms = config.limits.drain_ms;
+    let mut cluster_tasks = Vec::new();
+    let mut cluster_addr = None;
+    let cluster = match (&cluster_bound, &cluster_id, &config.database_url) {
+        (Some(l), Some(id), Some(url)) => {
+            let advertise = l.local_addr().map_err(|e| StartError::Listen {
+                what: "cluster",
+                message: e.to_string(),
+            })?;
+            cluster_addr = Some(advertise);
+            let cfg = crate::cluster::ClusterConfig {
+                id: id.clone(),
+                database_url: url.clone(),
+                lease_ms: config.cluster_lease_ms.max(300),
+                tenants: config
+                    .tenants
+                    .iter()
+                    .map(|t| t.enterprise_code.clone())
+                    .collect(),
+                masters: config
+                    .tenants
+                    .iter()
+                    .flat_map(|t| {
+                        t.master_accounts
+                            .iter()
+                            .map(move |a| (a.clone(), t.enterprise_code.clone()))
+                    })
+                    .collect(),
+                advertise,
+                reply_wait_ms: config.limits.reply_wait_ms,
+            };
+            let (c, task) = crate::cluster::Cluster::join(cfg, writer.clone(), shutdown_rx.clone())
+                .await
+                .map_err(|e| StartError::Config(format!("cluster: {e}")))?;
+            cluster_tasks.push(task);
+            Some(c)
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         schemas,
         config: config.clone(),
@@ -344,6 +448,7 @@ async fn start_inner(
         writer: writer.clone(),
         clock,
         shutdown: shutdown_rx,
+        cluster,
     });
     let dispatcher = crate::rail::dispatch::spawn(
         crate::rail::dispatch::DispatchConfig {
@@ -364,6 +469,7 @@ async fn start_inner(
         writer.clone(),
         instr_rx,
         resumed,
+        resume_rx,
         shared.shutdown.clone(),
     );
     let mut running = Running {
@@ -380,6 +486,7 @@ async fn start_inner(
         writer_thread: Some(writer_thread),
         drain_ms,
         data_lock,
+        cluster_addr: None,
     };
     let [platform, core, platform_tls, core_tls] = bound;
     let slots = [
@@ -396,6 +503,13 @@ async fn start_inner(
         }
     }
     running.tasks.extend(tasks);
+    running.tasks.extend(cluster_tasks);
+    running.cluster_addr = cluster_addr;
+    if let Some(l) = cluster_bound {
+        running
+            .tasks
+            .push(tokio::spawn(serve_internal(shared.clone(), l)));
+    }
     if let Some(b) = citic_bound {
         running.citic_addr = Some(b.local_addr());
         let citic = crate::dialect::citic::http::Citic::new(shared.clone())?;

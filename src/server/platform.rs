@@ -33,8 +33,19 @@ use crate::writer::{Job, PlatformJob};
 /// TCP); a request under another enterprise code gets `YQ9985` and changes nothing.
 pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Arc<Shared>,
+    stream: S,
+    access: Access,
+) {
+    handle_hop(shared, stream, access, false).await
+}
+
+/// As [`handle`]; `internal`: the connection comes from another instance over the internal
+/// link (docs/protocol.md §5), so its requests are served here and never forwarded again.
+pub async fn handle_hop<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
     mut stream: S,
     access: Access,
+    internal: bool,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut codec = A001Codec {
@@ -43,7 +54,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(frame) => {
-                let out = respond_to(&shared, &frame, &access).await;
+                let out = respond_to(&shared, &frame, &access, internal).await;
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
@@ -107,7 +118,7 @@ pub fn fingerprint(tx_code: &str, charset_code: &[u8], body: &[u8]) -> [u8; 32] 
     out
 }
 
-async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u8> {
+async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access, internal: bool) -> Vec<u8> {
     let refuse = |code: ReturnCode| frame_reply(shared, &frame.header, code.as_str(), None, &[]);
     let h = match check_request_header(&frame.header) {
         Ok(h) => h,
@@ -119,6 +130,30 @@ async fn respond_to(shared: &Shared, frame: &RawFrame, access: &Access) -> Vec<u
     };
     if !shared.enterprises.contains(&h.enterprise_code) || !access.allows(&h.enterprise_code) {
         return refuse(ReturnCode::UnknownEnterprise);
+    }
+    if let Some(c) = shared.cluster.as_ref().filter(|_| !internal) {
+        match c.route(&h.enterprise_code) {
+            crate::cluster::Route::Local => {}
+            crate::cluster::Route::Busy => return refuse(ReturnCode::Busy),
+            crate::cluster::Route::Forward(addr) => {
+                let mut raw = Vec::with_capacity(HEADER_LEN + frame.body.len());
+                raw.extend_from_slice(&frame.header);
+                raw.extend_from_slice(&frame.body);
+                return match c.forward(addr, crate::cluster::LINK_PLATFORM, &raw).await {
+                    Ok(reply) => reply,
+                    Err(e @ crate::cluster::ForwardError::NotSent(_)) => {
+                        // The owner is gone or moving: nothing was sent; retry (§5).
+                        tracing::info!(%addr, error = %e, "tenant's owner unreachable; busy");
+                        refuse(ReturnCode::Busy)
+                    }
+                    Err(e) => {
+                        // The owner may have booked it: outcome unknown, query with 6110.
+                        tracing::warn!(%addr, error = %e, "forwarding to the tenant's owner failed");
+                        refuse(ReturnCode::Internal)
+                    }
+                };
+            }
+        }
     }
     let schema = match shared.schemas.tx(&h.tx_code) {
         Some(s) if crate::msg::SERVED.contains(&h.tx_code.as_str()) => s,

@@ -117,6 +117,43 @@ pub trait Store: Send + 'static {
         Ok(())
     }
 
+    /// Reserves `n` more numbers of each identifier counter (`FrontSeqNo`, `SubAcctNo`,
+    /// receipt number) for this process, durably, and returns the new top of each: the
+    /// numbers in `(top - n, top]` are this process's alone, whoever else shares the store
+    /// (docs/protocol.md §5). `None`: the store keeps counters with every batch instead
+    /// (the embedded store, one process per store). Called outside a batch.
+    fn reserve_counters(&mut self, n: u64) -> Result<Option<Counters>, StoreError> {
+        let _ = n;
+        Ok(None)
+    }
+
+    /// Makes the next commit conditional on `owner` still holding each tenant lease at the
+    /// given epoch (fencing, docs/protocol.md §5): a store shared by several instances
+    /// checks them inside the commit's transaction and fails the commit otherwise. Applies
+    /// to the current batch only. The default (one process per store) ignores it.
+    fn set_fence(&mut self, owner: &str, tenants: &[(String, i64)]) {
+        let _ = (owner, tenants);
+    }
+
+    /// The master accounts of `enterprise_code` and their sub-accounts as stored now (a
+    /// tenant taken over from another instance). The default filters [`Store::load`].
+    fn load_tenant(
+        &mut self,
+        enterprise_code: &str,
+    ) -> Result<(Vec<Master>, Vec<SubAccount>), StoreError> {
+        let (masters, subs, _) = self.load()?;
+        let masters: Vec<Master> = masters
+            .into_iter()
+            .filter(|m| m.enterprise_code == enterprise_code)
+            .collect();
+        let ids: Vec<i64> = masters.iter().map(|m| m.id).collect();
+        let subs = subs
+            .into_iter()
+            .filter(|s| ids.contains(&s.master_id))
+            .collect();
+        Ok((masters, subs))
+    }
+
     /// The recorded request `(enterprise_code, serial)`.
     fn request(
         &mut self,

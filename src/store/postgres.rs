@@ -100,6 +100,32 @@ CREATE TABLE instructions(
 CREATE INDEX instructions_by_withdrawal ON instructions(front_seq_no, chunk_no);
 CREATE INDEX instructions_unresolved ON instructions(seq) WHERE state = 'P';
 ",
+), (
+    2,
+    "
+CREATE TABLE instances(
+  id TEXT PRIMARY KEY, cluster_addr TEXT NOT NULL, heartbeat TIMESTAMPTZ NOT NULL);
+CREATE TABLE tenant_leases(
+  enterprise_code TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL CHECK(epoch > 0),
+  expires_at TIMESTAMPTZ NOT NULL);
+INSERT INTO counters(key, value) VALUES ('front_seq', 0), ('sub_seq', 0), ('receipt_seq', 0)
+  ON CONFLICT(key) DO NOTHING;
+CREATE FUNCTION bankfep_fence(p_owner TEXT, p_tenants TEXT[], p_epochs BIGINT[])
+RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE held INT;
+BEGIN
+  SELECT count(*) INTO held FROM (
+    SELECT 1 FROM tenant_leases l JOIN unnest(p_tenants, p_epochs) AS t(e, ep)
+      ON l.enterprise_code = t.e
+    WHERE l.owner = p_owner AND l.epoch = t.ep
+    ORDER BY l.enterprise_code
+    FOR SHARE OF l) AS x;
+  IF held <> cardinality(p_tenants) THEN
+    RAISE EXCEPTION 'bankfep: tenant lease lost; this instance is fenced off' USING ERRCODE = 'P0001';
+  END IF;
+  RETURN TRUE;
+END $$;
+",
 )];
 
 /// Key of the advisory lock under which migrations run (several instances may start at
@@ -179,7 +205,6 @@ struct Pending {
     requests: Vec<StoredRequest>,
     masters: Vec<Master>,
     subs: Vec<SubAccount>,
-    counters: Option<Counters>,
 }
 
 /// Lengths of the buffers when a request's savepoint was taken.
@@ -202,6 +227,8 @@ pub struct PgStore {
     poisoned: bool,
     /// What [`Store::prefetch`] learnt from the database for this batch.
     known: Known,
+    /// The lease check of this batch's commit: (owner, tenants, epochs).
+    fence: Option<(String, Vec<String>, Vec<i64>)>,
 }
 
 /// Answers fetched for a batch's keys in one round trip (valid until the batch ends).
@@ -729,22 +756,6 @@ fn account_statements(masters: &[Master], subs: &[SubAccount]) -> Vec<Flush> {
     out
 }
 
-fn counter_statement(c: &Counters) -> Flush {
-    let v = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
-    Flush {
-        sql: "INSERT INTO counters(key, value) SELECT * FROM unnest($1::text[], $2::bigint[]) \
-              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params: vec![
-            boxed(vec![
-                "front_seq".to_string(),
-                "sub_seq".to_string(),
-                "receipt_seq".to_string(),
-            ]),
-            boxed(vec![v(c.front_seq), v(c.sub_seq), v(c.receipt_seq)]),
-        ],
-    }
-}
-
 impl PgStore {
     /// Connects to `url` (`postgres://USER@HOST:PORT/DB`, libpq key/value strings too),
     /// applies pending migrations, and returns the store. Errors: unreachable server,
@@ -765,7 +776,102 @@ impl PgStore {
             in_tx: false,
             poisoned: false,
             known: Known::default(),
+            fence: None,
         })
+    }
+
+    /// The body of [`Store::load`], inside its snapshot.
+    fn load_snapshot(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError> {
+        let masters = self
+            .query(
+                "SELECT id, enterprise_code, acct_no, mirror, suspense, fee, in_transit FROM masters \
+                 ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Master {
+                    id: r.try_get(0)?,
+                    enterprise_code: r.try_get(1)?,
+                    acct_no: r.try_get(2)?,
+                    mirror: r.try_get(3)?,
+                    suspense: r.try_get(4)?,
+                    fee: r.try_get(5)?,
+                    in_transit: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut subs = self
+            .query(
+                "SELECT id, master_id, sub_acct_no, member_code, member_name, global_type, \
+                 global_id, mobile, balance, frozen, status FROM subs ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SubAccount {
+                    id: r.try_get(0)?,
+                    master_id: r.try_get(1)?,
+                    sub_acct_no: r.try_get(2)?,
+                    member_code: r.try_get(3)?,
+                    member_name: r.try_get(4)?,
+                    global_type: r.try_get(5)?,
+                    global_id: r.try_get(6)?,
+                    mobile: r.try_get(7)?,
+                    balance: r.try_get(8)?,
+                    frozen: r.try_get(9)?,
+                    status: SubStatus::from_code(r.try_get(10)?),
+                    binding: None,
+                    chunks_in_flight: 0,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let by_id: HashMap<i64, usize> = subs.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        for r in self.query(
+            "SELECT sub_id, acct_no, acct_name, same_bank, branch_name, bank_code, verified, \
+             auth_amount, attempts_left, verify_seq FROM bindings",
+            &[],
+        )? {
+            let sub_id: i64 = r.try_get(0)?;
+            let b = Binding {
+                acct_no: r.try_get(1)?,
+                acct_name: r.try_get(2)?,
+                same_bank: r.try_get(3)?,
+                branch_name: r.try_get(4)?,
+                bank_code: r.try_get(5)?,
+                verified: r.try_get(6)?,
+                auth_amount: r.try_get(7)?,
+                attempts_left: to_u32(r.try_get(8)?)?,
+                verify_seq: r.try_get(9)?,
+            };
+            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
+                s.binding = Some(b);
+            }
+        }
+        for r in self.query(
+            "SELECT sub_id, COUNT(*) FROM instructions WHERE state = 'P' AND kind = 'C' \
+             GROUP BY sub_id",
+            &[],
+        )? {
+            let sub_id: i64 = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
+                s.chunks_in_flight = to_u32(n)?;
+            }
+        }
+        let mut counters = Counters::default();
+        for r in self.query("SELECT key, value FROM counters", &[])? {
+            let k: String = r.try_get(0)?;
+            let v = u64::try_from(r.try_get::<_, i64>(1)?)
+                .map_err(|_| StoreError::Corrupt("negative counter"))?;
+            match k.as_str() {
+                "front_seq" => counters.front_seq = v,
+                "sub_seq" => counters.sub_seq = v,
+                "receipt_seq" => counters.receipt_seq = v,
+                _ => {}
+            }
+        }
+        Ok((masters, subs, counters))
     }
 
     /// Runs a query through the statement cache (prepared once per connection).
@@ -957,97 +1063,16 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    /// Reads every account in one consistent snapshot (other instances may be committing).
     fn load(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError> {
-        let masters = self
-            .query(
-                "SELECT id, enterprise_code, acct_no, mirror, suspense, fee, in_transit FROM masters \
-                 ORDER BY id",
-                &[],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(Master {
-                    id: r.try_get(0)?,
-                    enterprise_code: r.try_get(1)?,
-                    acct_no: r.try_get(2)?,
-                    mirror: r.try_get(3)?,
-                    suspense: r.try_get(4)?,
-                    fee: r.try_get(5)?,
-                    in_transit: r.try_get(6)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut subs = self
-            .query(
-                "SELECT id, master_id, sub_acct_no, member_code, member_name, global_type, \
-                 global_id, mobile, balance, frozen, status FROM subs ORDER BY id",
-                &[],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(SubAccount {
-                    id: r.try_get(0)?,
-                    master_id: r.try_get(1)?,
-                    sub_acct_no: r.try_get(2)?,
-                    member_code: r.try_get(3)?,
-                    member_name: r.try_get(4)?,
-                    global_type: r.try_get(5)?,
-                    global_id: r.try_get(6)?,
-                    mobile: r.try_get(7)?,
-                    balance: r.try_get(8)?,
-                    frozen: r.try_get(9)?,
-                    status: SubStatus::from_code(r.try_get(10)?),
-                    binding: None,
-                    chunks_in_flight: 0,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let by_id: HashMap<i64, usize> = subs.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-        for r in self.query(
-            "SELECT sub_id, acct_no, acct_name, same_bank, branch_name, bank_code, verified, \
-             auth_amount, attempts_left, verify_seq FROM bindings",
-            &[],
-        )? {
-            let sub_id: i64 = r.try_get(0)?;
-            let b = Binding {
-                acct_no: r.try_get(1)?,
-                acct_name: r.try_get(2)?,
-                same_bank: r.try_get(3)?,
-                branch_name: r.try_get(4)?,
-                bank_code: r.try_get(5)?,
-                verified: r.try_get(6)?,
-                auth_amount: r.try_get(7)?,
-                attempts_left: to_u32(r.try_get(8)?)?,
-                verify_seq: r.try_get(9)?,
-            };
-            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
-                s.binding = Some(b);
-            }
-        }
-        for r in self.query(
-            "SELECT sub_id, COUNT(*) FROM instructions WHERE state = 'P' AND kind = 'C' \
-             GROUP BY sub_id",
-            &[],
-        )? {
-            let sub_id: i64 = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            if let Some(s) = by_id.get(&sub_id).and_then(|i| subs.get_mut(*i)) {
-                s.chunks_in_flight = to_u32(n)?;
-            }
-        }
-        let mut counters = Counters::default();
-        for r in self.query("SELECT key, value FROM counters", &[])? {
-            let k: String = r.try_get(0)?;
-            let v = u64::try_from(r.try_get::<_, i64>(1)?)
-                .map_err(|_| StoreError::Corrupt("negative counter"))?;
-            match k.as_str() {
-                "front_seq" => counters.front_seq = v,
-                "sub_seq" => counters.sub_seq = v,
-                "receipt_seq" => counters.receipt_seq = v,
-                _ => {}
-            }
-        }
-        Ok((masters, subs, counters))
+        self.rt.block_on(
+            self.client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        )?;
+        let loaded = self.load_snapshot();
+        let end = if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.rt.block_on(self.client.batch_execute(end))?;
+        loaded
     }
 
     fn provision_master(&mut self, enterprise_code: &str, acct_no: &str) -> Result<(), StoreError> {
@@ -1160,6 +1185,7 @@ impl Store for PgStore {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
+        self.fence = None;
         self.known = Known::default();
         self.pending = Pending::default();
         self.mark = None;
@@ -1195,18 +1221,25 @@ impl Store for PgStore {
         if std::mem::take(&mut self.poisoned) {
             return Err(StoreError::Poisoned);
         }
-        let mut flushes = Columns::gather(&p.writes).statements();
+        let mut flushes = Vec::new();
+        // First in the transaction: the lease rows stay share-locked until COMMIT, so a
+        // takeover (which updates them) waits for this batch or makes it fail here.
+        if let Some((owner, tenants, epochs)) = self.fence.take() {
+            flushes.push(Flush {
+                sql: "SELECT bankfep_fence($1, $2::text[], $3::bigint[])",
+                params: vec![boxed(owner), boxed(tenants), boxed(epochs)],
+            });
+        }
+        flushes.extend(Columns::gather(&p.writes).statements());
         flushes.extend(request_statement(&p.requests));
         flushes.extend(account_statements(&p.masters, &p.subs));
-        if let Some(c) = &p.counters {
-            flushes.push(counter_statement(c));
-        }
         if flushes.is_empty() && !self.in_tx {
             return Ok(());
         }
         self.send(flushes, true)
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
+        self.fence = None;
         self.known = Known::default();
         self.pending = Pending::default();
         self.mark = None;
@@ -1559,7 +1592,34 @@ impl Store for PgStore {
     }
 
     fn save_counters(&mut self, c: &Counters) -> Result<(), StoreError> {
-        self.pending.counters = Some(*c);
+        // Counters live in reserved blocks (`reserve_counters`), durable before use.
+        let _ = c;
         Ok(())
+    }
+
+    fn reserve_counters(&mut self, n: u64) -> Result<Option<Counters>, StoreError> {
+        let n = i64::try_from(n).map_err(|_| StoreError::Corrupt("counter block too large"))?;
+        let rows = self.query(
+            "UPDATE counters SET value = value + $1 \
+             WHERE key IN ('front_seq', 'sub_seq', 'receipt_seq') RETURNING key, value",
+            &[&n],
+        )?;
+        let mut top = Counters::default();
+        for r in rows {
+            let k: String = r.try_get(0)?;
+            let v = u64::try_from(r.try_get::<_, i64>(1)?)
+                .map_err(|_| StoreError::Corrupt("negative counter"))?;
+            match k.as_str() {
+                "front_seq" => top.front_seq = v,
+                "sub_seq" => top.sub_seq = v,
+                _ => top.receipt_seq = v,
+            }
+        }
+        Ok(Some(top))
+    }
+
+    fn set_fence(&mut self, owner: &str, tenants: &[(String, i64)]) {
+        let (t, e): (Vec<String>, Vec<i64>) = tenants.iter().cloned().unzip();
+        self.fence = Some((owner.to_string(), t, e));
     }
 }
