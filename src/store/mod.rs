@@ -27,7 +27,7 @@ pub enum StoreError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     /// PostgreSQL failed (connection, SQL, constraint, or a commit that did not happen).
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// An earlier part of this batch failed to reach the database; the batch cannot commit.
     #[error("batch poisoned by an earlier failure")]
@@ -272,5 +272,13 @@ pub(crate) fn in_acct_type(code: &str) -> &'static str {
         "02" => "02",
         "03" => "03",
         _ => "04",
+    }
+}
+
+/// The server's own message for a database error ("db error" alone says nothing).
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
     }
 }
