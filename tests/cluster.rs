@@ -117,6 +117,46 @@ async fn fund_retry(
     }
 }
 
+/// The server drops the store's connection (a restart, a failover): the batch in flight
+/// fails, the next one reconnects and commits.
+#[test]
+fn the_store_reconnects_after_the_server_drops_it() {
+    let Some(db) = PgDb::new("reconnect") else {
+        return;
+    };
+    let mut s = PgStore::open(&db.url).expect("open");
+    s.provision_master(T1.0, T1.1).expect("provision");
+    let batch = |s: &mut PgStore, order: &str| {
+        s.begin()?;
+        s.savepoint()?;
+        let mut w = Writes::default();
+        w.order_no = Some(order.to_string());
+        s.append(T1.0, None, &w)?;
+        s.release()?;
+        s.commit()
+    };
+    batch(&mut s, "BEFORE").expect("commit");
+    sql(
+        &db,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{}' AND pid <> pg_backend_pid()",
+            db.schema()
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // The next batch finds the connection closed and reconnects (one attempt may still see
+    // the old connection fail).
+    if batch(&mut s, "AFTER").is_err() {
+        s.rollback().ok();
+        batch(&mut s, "AFTER").expect("commit after reconnecting");
+    }
+    assert_eq!(
+        sql(&db, "SELECT order_no FROM orders ORDER BY order_no"),
+        vec!["AFTER".to_string(), "BEFORE".to_string()]
+    );
+}
+
 fn config_file(dir: &std::path::Path) -> String {
     let path = dir.join("two-tenants.toml");
     std::fs::write(

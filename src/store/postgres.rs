@@ -229,6 +229,8 @@ pub struct PgStore {
     known: Known,
     /// The lease check of this batch's commit: (owner, tenants, epochs).
     fence: Option<(String, Vec<String>, Vec<i64>)>,
+    /// Where to reconnect after the connection broke (server restart, failover).
+    url: String,
 }
 
 /// Answers fetched for a batch's keys in one round trip (valid until the batch ends).
@@ -777,6 +779,7 @@ impl PgStore {
             poisoned: false,
             known: Known::default(),
             fence: None,
+            url: url.to_string(),
         })
     }
 
@@ -1185,6 +1188,14 @@ impl Store for PgStore {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            // The server went away (restart, failover to a standby): a batch whose commit
+            // was in flight was answered YQ9999 / 1003; reconnect for this one.
+            tracing::warn!("postgres connection lost; reconnecting");
+            self.client = self.rt.block_on(connect(&self.url))?;
+            self.stmts.clear();
+            self.in_tx = false;
+        }
         self.fence = None;
         self.known = Known::default();
         self.pending = Pending::default();

@@ -71,9 +71,19 @@ impl PgDb {
         }
         let sep = if base_url().contains('?') { '&' } else { '?' };
         Some(PgDb {
-            url: format!("{}{sep}options=-csearch_path%3D{schema}", base_url()),
+            url: format!(
+                "{}{sep}options=-csearch_path%3D{schema}&application_name={schema}",
+                base_url()
+            ),
             schema,
         })
+    }
+}
+
+impl PgDb {
+    /// The schema's name, also the `application_name` of every connection to it.
+    pub fn schema(&self) -> &str {
+        &self.schema
     }
 }
 
