@@ -73,8 +73,10 @@ fn a_deposed_writer_cannot_commit() {
     let batch = |s: &mut PgStore, order: &str, epoch: i64| {
         s.begin()?;
         s.savepoint()?;
-        let mut w = Writes::default();
-        w.order_no = Some(order.to_string());
+        let w = Writes {
+            order_no: Some(order.to_string()),
+            ..Writes::default()
+        };
         s.append(T1.0, None, &w)?;
         s.release()?;
         s.set_fence("A", &[(T1.0.to_string(), epoch)]);
@@ -129,8 +131,10 @@ fn the_store_reconnects_after_the_server_drops_it() {
     let batch = |s: &mut PgStore, order: &str| {
         s.begin()?;
         s.savepoint()?;
-        let mut w = Writes::default();
-        w.order_no = Some(order.to_string());
+        let w = Writes {
+            order_no: Some(order.to_string()),
+            ..Writes::default()
+        };
         s.append(T1.0, None, &w)?;
         s.release()?;
         s.commit()
