@@ -344,7 +344,7 @@ async fn two_instances_share_tenants_and_survive_the_death_of_one() {
                     continue;
                 };
                 let serial = format!("CL{w}-{k}");
-                let (from, to) = if k % 2 == 0 { (0, 1) } else { (1, 0) };
+                let (from, to) = if k.is_multiple_of(2) { (0, 1) } else { (1, 0) };
                 let fields = [
                     ("OutSubAcctNo", s[from].as_str()),
                     ("OutMemberCode", members[from]),
@@ -415,7 +415,7 @@ async fn two_instances_share_tenants_and_survive_the_death_of_one() {
         };
         let s = &subs[tt.0];
         let j: usize = serial[4..].parse().expect("k");
-        let (from, to) = if j % 2 == 0 { (0, 1) } else { (1, 0) };
+        let (from, to) = if j.is_multiple_of(2) { (0, 1) } else { (1, 0) };
         let fields = [
             ("OutSubAcctNo", s[from].as_str()),
             ("OutMemberCode", members[from]),
