@@ -12,6 +12,8 @@
 //! data_dir = "./data"
 //! platform_addr = "127.0.0.1:7072"
 //! core_addr = "127.0.0.1:7073"
+//! http_addr = "127.0.0.1:7080"        # receipt page, /metrics, /healthz, /readyz
+//! log_requests = true                 # one info line per request
 //!
 //! [[tenants]]
 //! enterprise_code = "DEMOPLATFORM00000001"
@@ -228,6 +230,14 @@ pub struct Config {
     /// Receipt MAC secret as exactly 64 hex digits (32 bytes); when absent a random one is
     /// created and stored on first start.
     pub receipt_key_hex: Option<String>,
+    /// HTTP listener (docs/protocol.md §6: receipt page, metrics, health), `HOST:PORT`;
+    /// default `127.0.0.1:7080`; `None` (the file cannot say so; tests may) disables it.
+    pub http_addr: Option<String>,
+    /// One `info` line per platform request and core notice (default `true`); `false` for
+    /// benchmarks.
+    pub log_requests: bool,
+    /// The bank's name at the top of a printed e-receipt (docs/protocol.md §6).
+    pub bank_name: String,
 }
 
 impl Default for Config {
@@ -250,6 +260,9 @@ impl Default for Config {
             utc_offset_seconds: 8 * 3600,
             clock: None,
             receipt_key_hex: None,
+            http_addr: Some("127.0.0.1:7080".into()),
+            log_requests: true,
+            bank_name: "示范银行 Demo Bank".into(),
         }
     }
 }

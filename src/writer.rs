@@ -100,6 +100,20 @@ pub enum Job {
     Rail(Box<RailOutcome>, oneshot::Sender<bool>),
     /// Test and operations hook: a copy of the state and the invariant check result.
     Snapshot(oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>),
+    /// A read of committed data (the HTTP listener's receipt page and readiness probe): run
+    /// before the next batch's transaction begins, so it sees every committed batch, holds no
+    /// write lock, and costs the writer one indexed lookup. A batch of reads alone commits
+    /// nothing.
+    Read(ReadJob),
+}
+
+/// The closure of a [`Job::Read`]: it gets the store and sends its answer itself.
+pub struct ReadJob(pub Box<dyn FnOnce(&mut dyn Store) + Send>);
+
+impl std::fmt::Debug for ReadJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadJob")
+    }
 }
 
 /// The submitting side of the writer, cheap to clone.
@@ -127,6 +141,16 @@ impl WriterHandle {
             &self.tx
         };
         lane.send(job).await.map_err(|e| e.0)
+    }
+
+    /// Jobs waiting in the main lane and in the rail lane (the `/metrics` queue depth).
+    pub fn queue_depth(&self) -> (usize, usize) {
+        (
+            self.tx.max_capacity().saturating_sub(self.tx.capacity()),
+            self.rail_tx
+                .max_capacity()
+                .saturating_sub(self.rail_tx.capacity()),
+        )
     }
 
     /// A copy of the ledger state and its invariant check, after every earlier job committed.
@@ -295,6 +319,12 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: &mut Vec<Job>) {
+        for job in batch.extract_if(.., |j| matches!(j, Job::Read(_))) {
+            self.fail(job); // answers a read outside any transaction
+        }
+        if batch.is_empty() {
+            return;
+        }
         let stamp = Stamp::of(self.ctx.clock.now());
         let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
         let mut undo: Vec<Undo> = Vec::new();
@@ -311,6 +341,7 @@ impl Writer {
         for job in batch.drain(..) {
             match job {
                 Job::Snapshot(tx) => snapshots.push(tx),
+                Job::Read(f) => (f.0)(&mut *self.store),
                 Job::Platform(p) => {
                     let (mark, sent) = (undo.len(), dirty.instructions.len());
                     let reply =
@@ -348,7 +379,7 @@ impl Writer {
                 }
             }
         }
-        if let Err(e) = self.finish_batch(&dirty) {
+        if let Err(e) = crate::metrics::commit(pending.len(), || self.finish_batch(&dirty)) {
             tracing::error!(error = %e, "batch commit failed; every request answered YQ9999/1003");
             let _ = self.store.rollback();
             self.state.rollback(&mut undo, 0);
@@ -399,7 +430,7 @@ impl Writer {
         }
     }
 
-    fn fail(&self, job: Job) {
+    fn fail(&mut self, job: Job) {
         match job {
             Job::Platform(p) => {
                 let _ = p.reply.send(self.error_reply(ReturnCode::Internal));
@@ -414,6 +445,7 @@ impl Writer {
                 let check = invariants::check_state(&self.state);
                 let _ = tx.send((self.state.clone(), check));
             }
+            Job::Read(f) => (f.0)(&mut *self.store),
         }
     }
 

@@ -32,7 +32,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut 
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(rec) => {
-                let reply = respond_to(&shared, &rec).await;
+                let reply = crate::metrics::core_request(&rec, respond_to(&shared, &rec)).await;
                 if stream.write_all(&reply).await.is_err() {
                     return;
                 }

@@ -122,6 +122,17 @@ pub trait Store: Send + 'static {
     ) -> Result<(u64, Vec<CreditRow>), StoreError>;
     /// The e-receipt of `front_seq_no`.
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+    /// The e-receipt numbered `receipt_no` (`ReceiptNo`, unique), for the verification page
+    /// of docs/protocol.md §6 (the caller compares the verification code).
+    fn receipt_by_no(&mut self, receipt_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+    /// The e-receipt whose verification code is `check_code` and whose payer or payee
+    /// account is `acct_no` (docs/protocol.md §6: a member's sub-account and the code). Stores
+    /// should answer from an index on the code.
+    fn receipt_by_code_and_account(
+        &mut self,
+        check_code: &str,
+        acct_no: &str,
+    ) -> Result<Option<ReceiptRow>, StoreError>;
     /// The rail instruction `id`.
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError>;
     /// The withdrawal with `front_seq_no` and all its chunks.

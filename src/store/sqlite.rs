@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS receipts(
   check_code TEXT NOT NULL, booking_date TEXT NOT NULL, payer_acct TEXT NOT NULL,
   payer_name TEXT NOT NULL, payee_acct TEXT NOT NULL, payee_name TEXT NOT NULL,
   amount INTEGER NOT NULL, summary TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_by_check_code ON receipts(check_code);
 CREATE TABLE IF NOT EXISTS requests(
   enterprise_code TEXT NOT NULL, serial TEXT NOT NULL, tx_code TEXT NOT NULL,
   fingerprint BLOB NOT NULL, return_code TEXT NOT NULL, return_msg TEXT NOT NULL,
@@ -233,6 +234,37 @@ impl SqliteStore {
         }
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore { conn })
+    }
+
+    /// The first receipt matching `cond` (an SQL condition over `receipts` with `args`).
+    fn receipt_where(
+        &self,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        let sql = format!(
+            "SELECT front_seq_no, master_id, receipt_no, check_code, booking_date, payer_acct, \
+             payer_name, payee_acct, payee_name, amount, summary FROM receipts WHERE {cond} LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(args, |r| {
+                Ok(ReceiptRow {
+                    front_seq_no: r.get(0)?,
+                    master_id: r.get(1)?,
+                    receipt_no: r.get(2)?,
+                    check_code: r.get(3)?,
+                    booking_date: r.get(4)?,
+                    payer_acct: r.get(5)?,
+                    payer_name: r.get(6)?,
+                    payee_acct: r.get(7)?,
+                    payee_name: r.get(8)?,
+                    amount: r.get(9)?,
+                    summary: r.get(10)?,
+                })
+            })
+            .optional()?)
     }
 
     /// Runs a parameterless statement through the statement cache (no re-parse per request).
@@ -527,27 +559,22 @@ impl Store for SqliteStore {
     }
 
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT master_id, receipt_no, check_code, booking_date, payer_acct, payer_name, \
-             payee_acct, payee_name, amount, summary FROM receipts WHERE front_seq_no = ?1",
-        )?;
-        Ok(st
-            .query_row([front_seq_no], |r| {
-                Ok(ReceiptRow {
-                    front_seq_no: front_seq_no.to_string(),
-                    master_id: r.get(0)?,
-                    receipt_no: r.get(1)?,
-                    check_code: r.get(2)?,
-                    booking_date: r.get(3)?,
-                    payer_acct: r.get(4)?,
-                    payer_name: r.get(5)?,
-                    payee_acct: r.get(6)?,
-                    payee_name: r.get(7)?,
-                    amount: r.get(8)?,
-                    summary: r.get(9)?,
-                })
-            })
-            .optional()?)
+        self.receipt_where("front_seq_no = ?1", &[&front_seq_no])
+    }
+
+    fn receipt_by_no(&mut self, receipt_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
+        self.receipt_where("receipt_no = ?1", &[&receipt_no])
+    }
+
+    fn receipt_by_code_and_account(
+        &mut self,
+        check_code: &str,
+        acct_no: &str,
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        self.receipt_where(
+            "check_code = ?1 AND (payer_acct = ?2 OR payee_acct = ?2)",
+            &[&check_code, &acct_no],
+        )
     }
 
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
