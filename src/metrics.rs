@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-
 /// Transaction codes with their own series: the served platform codes, then `6920`, then
 /// `other` (anything unrecognised, e.g. a garbled header).
 const TX: [&str; 15] = [
@@ -129,7 +128,9 @@ pub fn set_log_requests(on: bool) {
     LOG_REQUESTS.store(on, Relaxed);
 }
 
+/// The series of a transaction code field (6 bytes, space-padded: docs/protocol.md §1.1).
 fn tx_index(tx: &[u8]) -> usize {
+    let tx = tx.trim_ascii_end();
     TX[..TX_OTHER]
         .iter()
         .position(|t| t.as_bytes() == tx)
@@ -153,7 +154,13 @@ fn code_index(code: &[u8], core: bool) -> usize {
 fn printable(b: &[u8]) -> String {
     let s: String = b
         .iter()
-        .map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' })
+        .map(|&c| {
+            if c.is_ascii_graphic() || c == b' ' {
+                c as char
+            } else {
+                '?'
+            }
+        })
         .collect();
     s.trim_end().to_string()
 }
@@ -399,7 +406,10 @@ pub fn render(queue: Option<(usize, usize)>) -> String {
     );
     for (i, r) in ["found", "not_found", "limited"].iter().enumerate() {
         let n = REG.receipts[i].load(Relaxed);
-        let _ = writeln!(o, "bankfep_receipt_verifications_total{{result=\"{r}\"}} {n}");
+        let _ = writeln!(
+            o,
+            "bankfep_receipt_verifications_total{{result=\"{r}\"}} {n}"
+        );
     }
     out
 }
@@ -415,6 +425,11 @@ mod tests {
     fn tables_cover_every_code() {
         for tx in crate::msg::SERVED {
             assert_ne!(tx_index(tx.as_bytes()), TX_OTHER, "{tx}");
+            assert_ne!(
+                tx_index(format!("{tx}  ").as_bytes()),
+                TX_OTHER,
+                "{tx} padded"
+            );
         }
         for c in ReturnCode::ALL {
             assert_ne!(code_index(c.as_str().as_bytes(), false), CODE_OTHER);

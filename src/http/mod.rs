@@ -177,7 +177,11 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
             .get(hyper::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     if has_body {
-        return respond(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "no request body allowed\n");
+        return respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            TEXT,
+            "no request body allowed\n",
+        );
     }
     let mut resp = match req.uri().path() {
         "/healthz" => respond(StatusCode::OK, TEXT, "ok\n"),
@@ -217,7 +221,10 @@ async fn read_store<T: Send + 'static>(
         .await
         .ok()?
         .ok()?;
-    tokio::time::timeout_at(deadline.into(), rx).await.ok()?.ok()
+    tokio::time::timeout_at(deadline.into(), rx)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// `/readyz`: every listener accepts and the store answers a lookup through the writer.
@@ -274,7 +281,9 @@ fn parse_query(query: &str) -> Result<Option<(Key, String)>, ()> {
     }
     let code = code.ok_or(())?.to_ascii_uppercase();
     if code.len() != crate::receipt::CHECK_CODE_LEN
-        || !code.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
     {
         return Err(());
     }
@@ -289,7 +298,11 @@ fn parse_query(query: &str) -> Result<Option<(Key, String)>, ()> {
 
 /// Equal strings, compared without an early exit (no timing hint about the code).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `/receipts/verify`: the form, a receipt, the one "no such receipt" page (404), or 429.

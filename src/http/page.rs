@@ -28,8 +28,8 @@ body { margin: 0; background: #eceff1; color: #111;
   font-family: "Noto Serif CJK SC", "Source Han Serif SC", "WenQuanYi Micro Hei", "SimSun", serif; }
 main { max-width: 190mm; margin: 8mm auto; }
 .card { background: #fff; border: 1px solid #90a4ae; padding: 8mm 10mm; }
-.sheet { position: relative; width: 190mm; height: 128mm; margin: 8mm auto; background: #fff;
-  border: 1px solid #555; padding: 7mm 10mm; overflow: hidden; }
+.sheet { position: relative; width: 190mm; min-height: 128mm; margin: 8mm auto; background: #fff;
+  border: 1px solid #555; padding: 7mm 10mm 5mm; overflow: hidden; }
 .bank { text-align: center; font-size: 12pt; letter-spacing: .1em; }
 h1 { text-align: center; font-size: 20pt; letter-spacing: .4em; margin: 1mm 0 3mm;
   border-bottom: 3px double #b71c1c; padding-bottom: 2mm; color: #b71c1c; }
@@ -40,7 +40,7 @@ th { width: 22mm; background: #f5f5f5; font-weight: normal; white-space: nowrap;
 .amount { font-size: 13pt; font-weight: bold; }
 .mono { font-family: "DejaVu Sans Mono", monospace; letter-spacing: .04em; }
 .seal { position: absolute; right: 14mm; bottom: 8mm; width: 38mm; height: 38mm; opacity: .82; }
-.foot { position: absolute; left: 10mm; bottom: 6mm; font-size: 8.5pt; color: #444; }
+.foot { margin-top: 3mm; font-size: 8.5pt; color: #444; }
 label { display: block; margin: 4mm 0 1mm; }
 input { width: 100%; font-size: 13pt; padding: 2mm; }
 button { margin-top: 5mm; font-size: 13pt; padding: 2mm 8mm; }

@@ -43,7 +43,11 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(frame) => {
-                let out = crate::metrics::platform_request(&frame.header, respond_to(&shared, &frame, &access)).await;
+                let out = crate::metrics::platform_request(
+                    &frame.header,
+                    respond_to(&shared, &frame, &access),
+                )
+                .await;
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
