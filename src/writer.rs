@@ -107,8 +107,11 @@ pub enum Job {
     Read(ReadJob),
 }
 
+/// A read of the store that sends its answer itself.
+pub type ReadFn = dyn FnOnce(&mut dyn Store) + Send;
+
 /// The closure of a [`Job::Read`]: it gets the store and sends its answer itself.
-pub struct ReadJob(pub Box<dyn FnOnce(&mut dyn Store) + Send>);
+pub struct ReadJob(pub Box<ReadFn>);
 
 impl std::fmt::Debug for ReadJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
