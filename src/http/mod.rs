@@ -42,6 +42,10 @@ pub const HEADER_BYTES_MAX: usize = 16 * 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one connection (keep-alive included).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// With a sub-account number, the code is matched against the receipts of that account's
+/// latest this many entries (an older receipt is found with its receipt number): one lookup
+/// costs the writer at most this many primary-key reads.
+pub const RECENT_ENTRIES: u32 = 2_000;
 /// Longest wait for the store's answer (receipt lookup, readiness probe).
 pub const STORE_WAIT: Duration = Duration::from_secs(2);
 
@@ -329,7 +333,7 @@ async fn verify(ctx: &HttpCtx, peer: SocketAddr, query: &str) -> Resp {
                 Key::ReceiptNo(n) => s
                     .receipt_by_no(&n)
                     .map(|r| r.filter(|r| same(&r.check_code, &code))),
-                Key::Account(a) => s.receipt_by_code_and_account(&code, &a),
+                Key::Account(a) => s.receipt_by_code_and_account(&code, &a, RECENT_ENTRIES),
             })
             .await;
             match looked {

@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS receipts(
   check_code TEXT NOT NULL, booking_date TEXT NOT NULL, payer_acct TEXT NOT NULL,
   payer_name TEXT NOT NULL, payee_acct TEXT NOT NULL, payee_name TEXT NOT NULL,
   amount INTEGER NOT NULL, summary TEXT NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS receipts_by_check_code ON receipts(check_code);
 CREATE TABLE IF NOT EXISTS requests(
   enterprise_code TEXT NOT NULL, serial TEXT NOT NULL, tx_code TEXT NOT NULL,
   fingerprint BLOB NOT NULL, return_code TEXT NOT NULL, return_msg TEXT NOT NULL,
@@ -569,11 +568,17 @@ impl Store for SqliteStore {
     fn receipt_by_code_and_account(
         &mut self,
         check_code: &str,
-        acct_no: &str,
+        sub_acct_no: &str,
+        recent: u32,
     ) -> Result<Option<ReceiptRow>, StoreError> {
+        // Through the sub-account's entries (index `entries_by_sub`, newest first) to the
+        // receipts' primary key: no index on the random verification codes, which would
+        // cost every booking a scattered B-tree insert.
         self.receipt_where(
-            "check_code = ?1 AND (payer_acct = ?2 OR payee_acct = ?2)",
-            &[&check_code, &acct_no],
+            "front_seq_no IN (SELECT e.front_seq_no FROM entries e JOIN subs s ON e.sub_id = s.id \
+             WHERE s.sub_acct_no = ?2 ORDER BY e.acct_date DESC, e.id DESC LIMIT ?3) \
+             AND check_code = ?1 AND (payer_acct = ?2 OR payee_acct = ?2)",
+            &[&check_code, &sub_acct_no, &recent],
         )
     }
 

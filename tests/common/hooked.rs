@@ -137,8 +137,9 @@ impl Store for HookedStore {
         &mut self,
         code: &str,
         acct: &str,
+        recent: u32,
     ) -> Result<Option<ReceiptRow>, StoreError> {
-        self.inner.receipt_by_code_and_account(code, acct)
+        self.inner.receipt_by_code_and_account(code, acct, recent)
     }
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
         self.inner.instruction(id)
