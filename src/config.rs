@@ -12,6 +12,8 @@
 //! data_dir = "./data"
 //! platform_addr = "127.0.0.1:7072"
 //! core_addr = "127.0.0.1:7073"
+//! http_addr = "127.0.0.1:7080"        # receipt page, /metrics, /healthz, /readyz
+//! log_requests = true                 # one info line per request
 //!
 //! [[tenants]]
 //! enterprise_code = "DEMOPLATFORM00000001"
@@ -248,6 +250,14 @@ pub struct Config {
     /// How long a tenant lease lasts without renewal, ms (default 10,000): a dead
     /// instance's tenants are taken over after at most this long.
     pub cluster_lease_ms: u64,
+    /// HTTP listener (docs/protocol.md §6: receipt page, metrics, health), `HOST:PORT`;
+    /// default `127.0.0.1:7080`; `None` (the file cannot say so; tests may) disables it.
+    pub http_addr: Option<String>,
+    /// One `info` line per platform request and core notice (default `true`); `false` for
+    /// benchmarks.
+    pub log_requests: bool,
+    /// The bank's name at the top of a printed e-receipt (docs/protocol.md §6).
+    pub bank_name: String,
 }
 
 impl Default for Config {
@@ -275,6 +285,9 @@ impl Default for Config {
             database_url: None,
             cluster_addr: None,
             cluster_lease_ms: 10_000,
+            http_addr: Some("127.0.0.1:7080".into()),
+            log_requests: true,
+            bank_name: "示范银行 Demo Bank".into(),
         }
     }
 }

@@ -13,9 +13,11 @@
 //! - [`receipt`]: e-receipt numbers and verification codes
 //! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
 //! - [`client`], [`tools`]: an independent protocol client, fixture replay, load generator
+//! - [`http`], [`metrics`], [`capitals`]: the HTTP listener (receipt page, metrics, health)
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capitals;
 pub mod client;
 pub mod clock;
 pub mod cluster;
@@ -24,8 +26,10 @@ pub mod codes;
 pub mod config;
 pub mod devcerts;
 pub mod dialect;
+pub mod http;
 pub mod ledger;
 pub mod mask;
+pub mod metrics;
 pub mod money;
 pub mod msg;
 pub mod rail;

@@ -15,8 +15,20 @@ use bankfep::config::Config;
     about = "Bank host-to-host front-end processor (银企直连前置机)"
 )]
 struct Cli {
+    /// Log format on standard error: `text` (human-readable) or `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -217,19 +229,27 @@ struct ServeArgs {
     /// Tenant lease time, ms (default 10000): a dead instance's tenants move after this.
     #[arg(long)]
     cluster_lease_ms: Option<u64>,
+    /// HTTP listener: e-receipt page, /metrics, /healthz, /readyz (default 127.0.0.1:7080).
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// No `info` line per request (benchmarks); same as `log_requests = false`.
+    #[arg(long)]
+    no_log_requests: bool,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: a log redirected to a file stays plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let cli = Cli::parse();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().with_ansi(false).init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -388,6 +408,12 @@ async fn serve(a: ServeArgs) -> ExitCode {
     if a.receipt_key_hex.is_some() {
         cfg.receipt_key_hex = a.receipt_key_hex;
     }
+    if a.http_addr.is_some() {
+        cfg.http_addr = a.http_addr;
+    }
+    if a.no_log_requests {
+        cfg.log_requests = false;
+    }
     let running = match bankfep::server::start(cfg).await {
         Ok(r) => r,
         Err(e) => {
@@ -402,6 +428,7 @@ async fn serve(a: ServeArgs) -> ExitCode {
         ("platform_tls", running.platform_tls_addr),
         ("core_tls", running.core_tls_addr),
         ("citic", running.citic_addr),
+        ("http", running.http_addr),
     ] {
         if let Some(addr) = addr {
             tracing::info!(link, %addr, "listening");

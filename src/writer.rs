@@ -128,6 +128,23 @@ pub enum Job {
     /// Several instances (docs/protocol.md §5): a tenant lease taken or given up; the reply
     /// is `true` once the writer serves (or has stopped serving) the tenant.
     Tenant(TenantChange, oneshot::Sender<bool>),
+    /// A read of committed data (the HTTP listener's receipt page and readiness probe): run
+    /// before the next batch's transaction begins, so it sees every committed batch, holds no
+    /// write lock, and costs the writer one indexed lookup. A batch of reads alone commits
+    /// nothing.
+    Read(ReadJob),
+}
+
+/// A read of the store that sends its answer itself.
+pub type ReadFn = dyn FnOnce(&mut dyn Store) + Send;
+
+/// The closure of a [`Job::Read`]: it gets the store and sends its answer itself.
+pub struct ReadJob(pub Box<ReadFn>);
+
+impl std::fmt::Debug for ReadJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadJob")
+    }
 }
 
 /// A change of the tenants this instance's writer may commit for (docs/protocol.md §5).
@@ -173,6 +190,16 @@ impl WriterHandle {
             &self.tx
         };
         lane.send(job).await.map_err(|e| e.0)
+    }
+
+    /// Jobs waiting in the main lane and in the rail lane (the `/metrics` queue depth).
+    pub fn queue_depth(&self) -> (usize, usize) {
+        (
+            self.tx.max_capacity().saturating_sub(self.tx.capacity()),
+            self.rail_tx
+                .max_capacity()
+                .saturating_sub(self.rail_tx.capacity()),
+        )
     }
 
     /// A copy of the ledger state and its invariant check, after every earlier job committed.
@@ -272,7 +299,7 @@ fn batch_keys(batch: &[Job]) -> crate::store::BatchKeys {
                     k.notices.push(n.bank_serial.clone());
                 }
             }
-            Job::Rail(..) | Job::Snapshot(_) | Job::Tenant(..) => {}
+            Job::Rail(..) | Job::Snapshot(_) | Job::Tenant(..) | Job::Read(_) => {}
         }
     }
     k
@@ -483,6 +510,12 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: &mut Vec<Job>) {
+        for job in batch.extract_if(.., |j| matches!(j, Job::Read(_))) {
+            self.fail(job); // answers a read outside any transaction
+        }
+        if batch.is_empty() {
+            return;
+        }
         let started = std::time::Instant::now();
         let size = batch.len();
         let stamp = Stamp::of(self.ctx.clock.now());
@@ -510,6 +543,7 @@ impl Writer {
                     // Handled before the batch by `run`; never here.
                     let _ = tx.send(false);
                 }
+                Job::Read(f) => (f.0)(&mut *self.store),
                 Job::Platform(p) => {
                     dirty.tenants.insert(p.enterprise.clone());
                     let (mark, sent) = (undo.len(), dirty.instructions.len());
@@ -549,7 +583,7 @@ impl Writer {
             }
         }
         let decided = started.elapsed();
-        let committed = self.finish_batch(&dirty);
+        let committed = crate::metrics::commit(pending.len(), || self.finish_batch(&dirty));
         tracing::trace!(
             size,
             decide_us = decided.as_micros() as u64,
@@ -607,7 +641,7 @@ impl Writer {
         }
     }
 
-    fn fail(&self, job: Job) {
+    fn fail(&mut self, job: Job) {
         match job {
             Job::Platform(p) => {
                 let _ = p.reply.send(self.error_reply(ReturnCode::Internal));
@@ -625,6 +659,7 @@ impl Writer {
             Job::Tenant(_, tx) => {
                 let _ = tx.send(false);
             }
+            Job::Read(f) => (f.0)(&mut *self.store),
         }
     }
 

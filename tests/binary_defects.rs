@@ -34,6 +34,8 @@ async fn a_second_process_on_the_same_data_folder_refuses_to_start() {
             "127.0.0.1:0",
             "--citic-addr",
             "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
         ])
         .stdin(Stdio::null())
         .output()

@@ -48,7 +48,7 @@ async fn logs_mask_accounts_names_and_id_numbers() {
     let log = std::fs::File::create(&log_path).expect("log file");
     let (pp, cp) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--platform-addr", &format!("127.0.0.1:{pp}")])
         .args(["--core-addr", &format!("127.0.0.1:{cp}")])
@@ -202,7 +202,7 @@ fn a_log_written_to_a_file_is_plain_text() {
     let log = std::fs::File::create(&log_path).expect("log file");
     let pp = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--platform-addr", &format!("127.0.0.1:{pp}")])
         .args(["--core-addr", "127.0.0.1:0"])

@@ -145,6 +145,7 @@ impl Driver {
     /// Drives one instruction to a final outcome and reports it. `query_first`: the outcome
     /// of an earlier send is unknown (restart), so ask before sending.
     async fn drive(self: Arc<Self>, instr: Instruction, mut query_first: bool) {
+        let _unresolved = crate::metrics::rail_unresolved(&instr.id);
         let t = self.cfg.timing;
         let mut wait_ms = t.first_query_ms;
         let mut next_wait_ms = t.backoff_start_ms;
@@ -185,6 +186,7 @@ impl Driver {
     /// Hands a final outcome to the writer until it is durable (retries every second while
     /// the store fails; gives up only when the writer has stopped).
     async fn report(&self, instr: &Instruction, settled: bool, reject_code: String) {
+        crate::metrics::rail_final(settled);
         let outcome = RailOutcome {
             instruction_id: instr.id.clone(),
             settled,

@@ -42,7 +42,8 @@ pub async fn handle_hop<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(rec) => {
-                let reply = respond_to(&shared, &rec, internal).await;
+                let reply =
+                    crate::metrics::core_request(&rec, respond_to(&shared, &rec, internal)).await;
                 if stream.write_all(&reply).await.is_err() {
                     return;
                 }

@@ -283,9 +283,11 @@ async fn accept_loop(
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 let handshake_ms = limits.tls_handshake_ms;
-                conns.spawn(async move {
+                let span = crate::metrics::connection_span(link == Link::Platform, peer);
+                conns.spawn(tracing::Instrument::instrument(async move {
                     let _permit = permit;
                     let _peer_guard = peer_guard;
+                    let _open = crate::metrics::connection(link == Link::Platform);
                     match (acceptor, tls) {
                         (Some(acc), Some(tls)) => {
                             let hs = tokio::time::timeout(
@@ -326,7 +328,7 @@ async fn accept_loop(
                         }
                         _ => serve(shared, link, stream).await,
                     }
-                });
+                }, span));
             }
         }
     }

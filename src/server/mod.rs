@@ -77,6 +77,8 @@ pub struct Running {
     pub platform_tls_addr: Option<SocketAddr>,
     /// Core link TLS address, if enabled.
     pub core_tls_addr: Option<SocketAddr>,
+    /// HTTP listener address (docs/protocol.md §6), if enabled.
+    pub http_addr: Option<SocketAddr>,
     /// The writer (tests read snapshots through it).
     pub writer: WriterHandle,
     /// The payment rail address in use.
@@ -290,6 +292,11 @@ async fn start_inner(
         None => None,
     };
     let cluster_id = cluster_bound.as_ref().map(|_| crate::cluster::random_id());
+    let http = match &config.http_addr {
+        Some(a) => Some(crate::http::open(a).await?),
+        None => None,
+    };
+    crate::metrics::set_log_requests(config.log_requests);
     let schemas =
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
@@ -480,6 +487,7 @@ async fn start_inner(
         citic_addr: None,
         platform_tls_addr: None,
         core_tls_addr: None,
+        http_addr: None,
         writer,
         shutdown: shutdown_tx,
         tasks: vec![dispatcher],
@@ -502,6 +510,18 @@ async fn start_inner(
             tasks.push(b.serve(shared.clone()));
         }
     }
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(h) = http {
+        running.http_addr = Some(h.local_addr());
+        tasks.push(h.serve(Arc::new(crate::http::HttpCtx {
+            writer: running.writer.clone(),
+            listening: listening.clone(),
+            bank_name: config.bank_name.clone(),
+            limiter: Default::default(),
+            shutdown: shared.shutdown.clone(),
+        })));
+    }
+    listening.store(true, std::sync::atomic::Ordering::Release);
     running.tasks.extend(tasks);
     running.tasks.extend(cluster_tasks);
     running.cluster_addr = cluster_addr;

@@ -54,7 +54,11 @@ pub async fn handle_hop<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match next_frame(&mut stream, &mut buf, &mut codec, &shared).await {
             ReadOutcome::Frame(frame) => {
-                let out = respond_to(&shared, &frame, &access, internal).await;
+                let out = crate::metrics::platform_request(
+                    &frame.header,
+                    respond_to(&shared, &frame, &access, internal),
+                )
+                .await;
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }

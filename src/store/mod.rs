@@ -187,6 +187,21 @@ pub trait Store: Send + 'static {
     ) -> Result<(u64, Vec<CreditRow>), StoreError>;
     /// The e-receipt of `front_seq_no`.
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+    /// The e-receipt numbered `receipt_no` (`ReceiptNo`, unique), for the verification page
+    /// of docs/protocol.md §6 (the caller compares the verification code).
+    fn receipt_by_no(&mut self, receipt_no: &str) -> Result<Option<ReceiptRow>, StoreError>;
+    /// The e-receipt whose verification code is `check_code` and whose payer or payee
+    /// account is sub-account `sub_acct_no`, among the receipts of that sub-account's
+    /// `recent` latest entries (docs/protocol.md §6: a member's sub-account and the code; an
+    /// older receipt is found by its number). Bounded so that a lookup is a few thousand
+    /// primary-key reads at most, and needs no index on the codes (which would cost every
+    /// booking a scattered insert).
+    fn receipt_by_code_and_account(
+        &mut self,
+        check_code: &str,
+        sub_acct_no: &str,
+        recent: u32,
+    ) -> Result<Option<ReceiptRow>, StoreError>;
     /// The rail instruction `id`.
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError>;
     /// The withdrawal with `front_seq_no` and all its chunks.

@@ -1475,6 +1475,35 @@ impl Store for PgStore {
             .transpose()
     }
 
+    fn receipt_by_no(&mut self, receipt_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
+        const SQL: &str = "SELECT front_seq_no, master_id, receipt_no, check_code, booking_date, \
+             payer_acct, payer_name, payee_acct, payee_name, amount, summary FROM receipts \
+             WHERE receipt_no = $1";
+        self.query_opt(SQL, &[&receipt_no])?
+            .map(|r| receipt_from(&r))
+            .transpose()
+    }
+
+    fn receipt_by_code_and_account(
+        &mut self,
+        check_code: &str,
+        sub_acct_no: &str,
+        recent: u32,
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        // Through the sub-account's latest entries (index entries_by_sub) to the receipts'
+        // primary key, as on the embedded store: no index on the random codes.
+        const SQL: &str = "SELECT front_seq_no, master_id, receipt_no, check_code, booking_date, \
+             payer_acct, payer_name, payee_acct, payee_name, amount, summary FROM receipts \
+             WHERE front_seq_no IN (SELECT e.front_seq_no FROM entries e JOIN subs s \
+             ON e.sub_id = s.id WHERE s.sub_acct_no = $2 \
+             ORDER BY e.acct_date DESC, e.id DESC LIMIT $3) \
+             AND check_code = $1 AND (payer_acct = $2 OR payee_acct = $2) LIMIT 1";
+        let limit = i64::from(recent);
+        self.query_opt(SQL, &[&check_code, &sub_acct_no, &limit])?
+            .map(|r| receipt_from(&r))
+            .transpose()
+    }
+
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
         let buffered = self
             .buffered()

@@ -204,6 +204,37 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
+    /// The first receipt matching `cond` (an SQL condition over `receipts` with `args`).
+    fn receipt_where(
+        &self,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        let sql = format!(
+            "SELECT front_seq_no, master_id, receipt_no, check_code, booking_date, payer_acct, \
+             payer_name, payee_acct, payee_name, amount, summary FROM receipts WHERE {cond} LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(args, |r| {
+                Ok(ReceiptRow {
+                    front_seq_no: r.get(0)?,
+                    master_id: r.get(1)?,
+                    receipt_no: r.get(2)?,
+                    check_code: r.get(3)?,
+                    booking_date: r.get(4)?,
+                    payer_acct: r.get(5)?,
+                    payer_name: r.get(6)?,
+                    payee_acct: r.get(7)?,
+                    payee_name: r.get(8)?,
+                    amount: r.get(9)?,
+                    summary: r.get(10)?,
+                })
+            })
+            .optional()?)
+    }
+
     /// Runs a parameterless statement through the statement cache (no re-parse per request).
     fn exec_cached(&self, sql: &str) -> Result<(), StoreError> {
         self.conn.prepare_cached(sql)?.execute([])?;
@@ -496,27 +527,28 @@ impl Store for SqliteStore {
     }
 
     fn receipt(&mut self, front_seq_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT master_id, receipt_no, check_code, booking_date, payer_acct, payer_name, \
-             payee_acct, payee_name, amount, summary FROM receipts WHERE front_seq_no = ?1",
-        )?;
-        Ok(st
-            .query_row([front_seq_no], |r| {
-                Ok(ReceiptRow {
-                    front_seq_no: front_seq_no.to_string(),
-                    master_id: r.get(0)?,
-                    receipt_no: r.get(1)?,
-                    check_code: r.get(2)?,
-                    booking_date: r.get(3)?,
-                    payer_acct: r.get(4)?,
-                    payer_name: r.get(5)?,
-                    payee_acct: r.get(6)?,
-                    payee_name: r.get(7)?,
-                    amount: r.get(8)?,
-                    summary: r.get(9)?,
-                })
-            })
-            .optional()?)
+        self.receipt_where("front_seq_no = ?1", &[&front_seq_no])
+    }
+
+    fn receipt_by_no(&mut self, receipt_no: &str) -> Result<Option<ReceiptRow>, StoreError> {
+        self.receipt_where("receipt_no = ?1", &[&receipt_no])
+    }
+
+    fn receipt_by_code_and_account(
+        &mut self,
+        check_code: &str,
+        sub_acct_no: &str,
+        recent: u32,
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        // Through the sub-account's entries (index `entries_by_sub`, newest first) to the
+        // receipts' primary key: no index on the random verification codes, which would
+        // cost every booking a scattered B-tree insert.
+        self.receipt_where(
+            "front_seq_no IN (SELECT e.front_seq_no FROM entries e JOIN subs s ON e.sub_id = s.id \
+             WHERE s.sub_acct_no = ?2 ORDER BY e.acct_date DESC, e.id DESC LIMIT ?3) \
+             AND check_code = ?1 AND (payer_acct = ?2 OR payee_acct = ?2)",
+            &[&check_code, &sub_acct_no, &recent],
+        )
     }
 
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {

@@ -130,6 +130,17 @@ impl Store for HookedStore {
     fn receipt(&mut self, seq: &str) -> Result<Option<ReceiptRow>, StoreError> {
         self.inner.receipt(seq)
     }
+    fn receipt_by_no(&mut self, no: &str) -> Result<Option<ReceiptRow>, StoreError> {
+        self.inner.receipt_by_no(no)
+    }
+    fn receipt_by_code_and_account(
+        &mut self,
+        code: &str,
+        acct: &str,
+        recent: u32,
+    ) -> Result<Option<ReceiptRow>, StoreError> {
+        self.inner.receipt_by_code_and_account(code, acct, recent)
+    }
     fn instruction(&mut self, id: &str) -> Result<Option<Instruction>, StoreError> {
         self.inner.instruction(id)
     }

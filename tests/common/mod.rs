@@ -104,6 +104,7 @@ pub fn test_config(dir: PathBuf) -> Config {
         platform_addr: Some("127.0.0.1:0".into()),
         core_addr: Some("127.0.0.1:0".into()),
         citic_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:0".into()),
         clock: Some(CLOCK.into()),
         receipt_key_hex: Some(RECEIPT_KEY_HEX.into()),
         ..Config::default()

@@ -54,6 +54,7 @@ pub fn spawn_gateway(dir: &Path, extra: &[&str]) -> Proc {
             .arg(dir)
             .args(["--platform-addr", &platform, "--core-addr", &core])
             .args(["--citic-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0"])
             .args(["--clock", CLOCK, "--receipt-key-hex", RECEIPT_KEY_HEX])
             .args(extra)
             .stdin(Stdio::null())
