@@ -116,6 +116,17 @@ async fn money_is_conserved_on_postgres_across_a_restart() {
     for (s, _) in &subs {
         before.push(balance(&mut c, s).await.0);
     }
+    // /readyz names this instance and the tenant it owns, with the lease's epoch (§5, §6).
+    let http = gw.running.http_addr.expect("http listener");
+    let mut s = tokio::net::TcpStream::connect(http).await.expect("http");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut page = String::new();
+    s.read_to_string(&mut page).await.expect("read");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("owns DEMOPLATFORM00000001 epoch 1"), "{page}");
     let state = gw.assert_invariants().await;
     let fee = state.master_by_no(MASTER).expect("master").fee;
     assert_eq!(fee, i64::from(accepted) * 10);

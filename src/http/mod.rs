@@ -61,6 +61,9 @@ pub struct HttpCtx {
     pub limiter: limiter::Limiter,
     /// Flips to `true` on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Several instances on one database: `/readyz` lists the tenants this one owns
+    /// (docs/protocol.md §5); `None` on an embedded store.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The HTTP listener, bound but not yet accepting.
@@ -191,7 +194,14 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
         "/healthz" => respond(StatusCode::OK, TEXT, "ok\n"),
         "/readyz" => {
             if ready(ctx).await {
-                respond(StatusCode::OK, TEXT, "ready\n")
+                let mut body = String::from("ready\n");
+                if let Some(c) = &ctx.cluster {
+                    body.push_str(&format!("instance {}\n", c.id));
+                    for (tenant, epoch) in c.owned() {
+                        body.push_str(&format!("owns {tenant} epoch {epoch}\n"));
+                    }
+                }
+                respond(StatusCode::OK, TEXT, body)
             } else {
                 respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n")
             }

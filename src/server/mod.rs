@@ -519,6 +519,7 @@ async fn start_inner(
             bank_name: config.bank_name.clone(),
             limiter: Default::default(),
             shutdown: shared.shutdown.clone(),
+            cluster: shared.cluster.clone(),
         })));
     }
     listening.store(true, std::sync::atomic::Ordering::Release);
