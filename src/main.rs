@@ -36,6 +36,16 @@ enum Cmd {
     /// Run the gateway (docs/protocol.md §4 defaults, keys in docs/configuration.md; prints
     /// `ready` once listening).
     Serve(ServeArgs),
+    /// Copy an embedded store into an empty PostgreSQL database and verify it (row counts,
+    /// invariants, every account); the source folder must not be in use.
+    CopyStore {
+        /// The embedded store's data folder.
+        #[arg(long)]
+        from: PathBuf,
+        /// `postgres://USER@HOST:PORT/DB` (an empty database; migrations are applied).
+        #[arg(long)]
+        to: String,
+    },
     /// Apply the PostgreSQL store's pending schema migrations and exit (`serve` also applies
     /// them at start; docs/configuration.md "Stores").
     Migrate {
@@ -331,7 +341,40 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
-        Cmd::Migrate { database_url } => match bankfep::store::postgres::migrate(&database_url) {
+        Cmd::CopyStore { from, to } => {
+            let copied = tokio::task::spawn_blocking(move || {
+                bankfep::store::copy::copy_store(&from, &to, &mut |line| eprintln!("{line}"))
+            })
+            .await;
+            match copied {
+                Ok(Ok(report)) => {
+                    for (table, rows) in report {
+                        println!("{table:<14} {rows:>10} rows");
+                    }
+                    println!("verified: row counts, invariants and every account agree");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("copy-store: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("copy-store: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Migrate { database_url } => match tokio::task::spawn_blocking(move || {
+            bankfep::store::postgres::migrate(&database_url)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(bankfep::store::StoreError::Corrupt(if e.is_panic() {
+                "migration task panicked"
+            } else {
+                "migration task cancelled"
+            }))
+        }) {
             Ok(v) if v.is_empty() => {
                 println!("database is up to date");
                 ExitCode::SUCCESS

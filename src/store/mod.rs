@@ -6,6 +6,7 @@
 //! (`write_accounts`, `save_counters`), then `commit`, which returns only when the batch is
 //! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (docs/operations.md (design notes)).
 
+pub mod copy;
 pub mod lock;
 pub mod postgres;
 pub mod sqlite;
