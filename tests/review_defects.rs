@@ -301,3 +301,23 @@ async fn withdrawal_chunk_count_is_capped() {
     assert_eq!(balance(&mut c, &sub).await.0, "10000002.00");
     gw.assert_invariants().await;
 }
+
+/// Item 9: every listener is bound before the store is opened, so a busy port stops the
+/// start-up with an error naming the address, and no store file is created.
+#[tokio::test]
+async fn a_busy_port_stops_start_up_before_the_store_is_opened() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let dir = TempDir::new("busy-port");
+    let mut cfg = test_config(dir.path().to_path_buf());
+    cfg.core_addr = Some(addr.clone());
+    let err = match bankfep::server::start(cfg).await {
+        Ok(_) => panic!("started on a busy port"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&addr), "{err}");
+    assert!(
+        !dir.path().join("bankfep.sqlite3").exists(),
+        "the store was opened before the listeners were bound"
+    );
+}
