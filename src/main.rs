@@ -84,6 +84,21 @@ enum Cmd {
         /// Forced transfers per connection.
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// The gateway's pid: report its CPU time per transfer (from /proc/PID/stat).
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+        /// Connect to --addr over TLS, trusting this CA (PEM).
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// Client certificate (PEM) for mutual TLS, e.g. dev-certs' client.pem.
+        #[arg(long, requires = "tls_ca", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Server name to verify (default localhost).
+        #[arg(long, default_value = "localhost")]
+        tls_server_name: String,
     },
     /// Abusive peers against a running gateway: idle connections (memory per connection) or
     /// a flood of malformed frames (slowdown of the normal load).
@@ -318,8 +333,31 @@ async fn run(cmd: Cmd) -> ExitCode {
             core_addr,
             connections,
             requests,
+            gateway_pid,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            tls_server_name,
         } => {
+            let tls = match &tls_ca {
+                Some(ca) => {
+                    let client = tls_cert.as_deref().zip(tls_key.as_deref());
+                    match bankfep::tls::client_config(ca, client) {
+                        Ok(config) => Some(bankfep::tools::load::LoadTls {
+                            config,
+                            server_name: tls_server_name,
+                        }),
+                        Err(e) => {
+                            eprintln!("load: TLS: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                None => None,
+            };
             let opts = bankfep::tools::load::LoadOptions {
+                tls,
+                gateway_pid,
                 platform_addr: addr,
                 core_addr,
                 enterprise: bankfep::config::DEMO_ENTERPRISE.into(),
@@ -524,6 +562,8 @@ async fn abuse(cmd: AbuseCmd) -> ExitCode {
                     connections: a.connections,
                     requests_per_connection: a.requests,
                     duration_ms: None,
+                    tls: None,
+                    gateway_pid: None,
                 },
                 flood_connections: a.flood_connections,
                 duration_ms: a.duration_ms,

@@ -40,6 +40,38 @@ pub struct LoadOptions {
     /// When set, every connection sends transfers until this many milliseconds have passed
     /// since the clock started.
     pub duration_ms: Option<u64>,
+    /// Platform connections over TLS (the funding notices stay on the plain core link).
+    pub tls: Option<LoadTls>,
+    /// The gateway's process id: its CPU time over the measured phase is read from
+    /// `/proc/PID/stat` and reported per transfer (issue 9: steadier than throughput on a
+    /// shared machine).
+    pub gateway_pid: Option<u32>,
+}
+
+/// TLS for the load's platform connections.
+#[derive(Debug, Clone)]
+pub struct LoadTls {
+    /// Client configuration (CA, and the client certificate the gateway expects).
+    pub config: Arc<rustls::ClientConfig>,
+    /// Name to verify on the server certificate (e.g. `localhost`).
+    pub server_name: String,
+}
+
+/// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, `getconf CLK_TCK`): 100 on
+/// Linux for x86-64 and arm64.
+const USER_HZ: u64 = 100;
+
+/// User plus system CPU time of process `pid`, µs (10 ms resolution), from fields 14 and 15
+/// of `/proc/PID/stat`; `None` when unreadable.
+pub fn process_cpu_us(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: count fields after its ')'.
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': field 3 is index 0, so utime (14) is index 11 and stime (15) index 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    utime.checked_add(stime)?.checked_mul(1_000_000 / USER_HZ)
 }
 
 impl Default for LoadOptions {
@@ -52,7 +84,18 @@ impl Default for LoadOptions {
             connections: 32,
             requests_per_connection: 2000,
             duration_ms: None,
+            tls: None,
+            gateway_pid: None,
         }
+    }
+}
+
+impl LoadOptions {
+    /// The TLS part of a platform connect call.
+    fn tls_pair(&self) -> Option<(Arc<rustls::ClientConfig>, &str)> {
+        self.tls
+            .as_ref()
+            .map(|t| (t.config.clone(), t.server_name.as_str()))
     }
 }
 
@@ -75,6 +118,9 @@ pub struct LoadReport {
     pub max_us: u64,
     /// Count of responses per return code; transport failures under `transport`.
     pub return_codes: BTreeMap<String, u64>,
+    /// The gateway's CPU time per transfer over the measured phase, µs (with
+    /// `gateway_pid`; display only).
+    pub gateway_cpu_us_per_request: Option<f64>,
 }
 
 impl std::fmt::Display for LoadReport {
@@ -98,7 +144,11 @@ impl std::fmt::Display for LoadReport {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        write!(f, "return codes: {}", codes.join(", "))
+        write!(f, "return codes: {}", codes.join(", "))?;
+        if let Some(cpu) = self.gateway_cpu_us_per_request {
+            write!(f, "\ngateway CPU: {cpu:.1} µs per transfer")?;
+        }
+        Ok(())
     }
 }
 
@@ -157,7 +207,8 @@ async fn setup_connection(
     run_id: Arc<str>,
     conn: usize,
 ) -> Result<Prepared, ClientError> {
-    let mut client = PlatformClient::connect(&opts.platform_addr, None, LOAD_TIMEOUT_MS).await?;
+    let mut client =
+        PlatformClient::connect(&opts.platform_addr, opts.tls_pair(), LOAD_TIMEOUT_MS).await?;
     let mut core = CoreClient::connect(&opts.core_addr, None, LOAD_TIMEOUT_MS).await?;
     let mut counter = 0u64;
     let mut members = Vec::with_capacity(2);
@@ -319,7 +370,9 @@ async fn drive_connection(
             Err(_) => {
                 st.errors += 1;
                 *st.codes.entry("transport".into()).or_default() += 1;
-                match PlatformClient::connect(&opts.platform_addr, None, LOAD_TIMEOUT_MS).await {
+                match PlatformClient::connect(&opts.platform_addr, opts.tls_pair(), LOAD_TIMEOUT_MS)
+                    .await
+                {
                     Ok(c) => p.client = c,
                     Err(_) => break,
                 }
@@ -370,6 +423,7 @@ pub async fn run_load(opts: &LoadOptions) -> Result<LoadReport, ClientError> {
         return Err(e);
     }
 
+    let cpu_before = opts.gateway_pid.and_then(process_cpu_us);
     let start = Instant::now();
     let deadline = opts.duration_ms.map(|ms| start + Duration::from_millis(ms));
     let mut tasks = Vec::with_capacity(prepared.len());
@@ -398,6 +452,11 @@ pub async fn run_load(opts: &LoadOptions) -> Result<LoadReport, ClientError> {
         }
     }
     let elapsed = start.elapsed();
+    let cpu_after = opts.gateway_pid.and_then(process_cpu_us);
+    let gateway_cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if requests > 0 => Some(a.saturating_sub(b) as f64 / requests as f64),
+        _ => None,
+    };
     latencies.sort_unstable();
     let secs = elapsed.as_secs_f64();
     Ok(LoadReport {
@@ -413,11 +472,32 @@ pub async fn run_load(opts: &LoadOptions) -> Result<LoadReport, ClientError> {
         p99_us: percentile(&latencies, 99),
         max_us: latencies.last().copied().unwrap_or(0),
         return_codes,
+        gateway_cpu_us_per_request,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_time_of_a_process_grows_with_work() {
+        let me = std::process::id();
+        let before = process_cpu_us(me).expect("own /proc/PID/stat");
+        // Work until this process has used 30 ms more CPU (on a busy machine that may take
+        // longer in wall time); fail if the reading never moves.
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        let mut after = before;
+        while after < before + 30_000 && t.elapsed() < std::time::Duration::from_secs(20) {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            std::hint::black_box(x);
+            after = process_cpu_us(me).expect("own /proc/PID/stat");
+        }
+        assert!(after >= before + 30_000, "{before} → {after} µs");
+        assert_eq!(process_cpu_us(u32::MAX), None);
+    }
+
     use super::*;
     use std::collections::HashSet;
     use std::sync::Mutex;
@@ -474,8 +554,10 @@ mod tests {
             p99_us: 2500,
             max_us: 3000,
             return_codes: codes,
+            gateway_cpu_us_per_request: Some(41.25),
         };
         let s = r.to_string();
+        assert!(s.contains("gateway CPU: 41.2 µs per transfer"), "{s}");
         assert!(s.contains("requests: 10 (errors: 1)"), "{s}");
         assert!(s.contains("5.0 req/s"), "{s}");
         assert!(
