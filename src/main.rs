@@ -11,7 +11,7 @@ use bankfep::config::Config;
 #[derive(Parser)]
 #[command(
     name = "bankfep",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BANKFEP_BUILD_INFO"), ")"),
     about = "Bank host-to-host front-end processor (银企直连前置机)"
 )]
 struct Cli {
