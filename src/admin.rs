@@ -1271,7 +1271,7 @@ mod tests {
             &["AMT"],
             &[vec!["张三".into(), "1.00".into()]],
         );
-        assert_eq!(t, "NAME  AMT\n张三  1.00\n");
+        assert_eq!(t, "NAME   AMT\n张三  1.00\n");
     }
 
     #[test]
