@@ -14,9 +14,11 @@
 //! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
 //! - [`client`], [`tools`]: an independent protocol client, fixture replay, load generator
 //! - [`http`], [`metrics`], [`capitals`]: the HTTP listener (receipt page, metrics, health)
+//! - [`admin`]: `bankfep admin …`, read-only views of either store for operators
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod capitals;
 pub mod client;
 pub mod clock;

@@ -1,5 +1,5 @@
-//! The `bankfep` command line (thin): `serve`, `replay`, `load`, `abuse`, `dev-certs`,
-//! `rail-sim`.
+//! The `bankfep` command line (thin): `serve`, `migrate`, `replay`, `load`, `abuse`,
+//! `dev-certs`, `rail-sim`, `admin`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use bankfep::config::Config;
 #[derive(Parser)]
 #[command(
     name = "bankfep",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BANKFEP_BUILD_INFO"), ")"),
     about = "Bank host-to-host front-end processor (银企直连前置机)"
 )]
 struct Cli {
@@ -118,6 +118,58 @@ enum Cmd {
     /// listening, and on SIGTERM/SIGINT the balances (`account balance_fen`, sorted) and
     /// `settled N`.
     RailSim(RailSimArgs),
+    /// Read the store (either kind) without writing to it, safe while a gateway runs:
+    /// sub-accounts, masters and the 总分平衡 check, suspense, rail instructions, one
+    /// FrontSeqNo (docs/operations.md "Admin commands").
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Embedded store directory (default ./data); opened read-only, its lock is not taken.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL store instead: `postgres://USER@HOST:PORT/DB` (read-only transaction).
+    #[arg(long, env = "BANKFEP_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// One JSON document (amounts as integer fen) instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: AdminCmd,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// A tenant's sub-accounts with their balances.
+    Subs {
+        /// Enterprise (tenant) code.
+        #[arg(long)]
+        enterprise: String,
+    },
+    /// One sub-account with its latest postings, newest first.
+    Sub {
+        /// `SubAcctNo`.
+        sub_acct_no: String,
+        /// How many postings.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Every master account: mirror, liabilities and the 总分平衡 check.
+    Masters,
+    /// Inbound credits waiting in suspense (挂账).
+    Suspense,
+    /// Unresolved rail instructions with their ages.
+    Instructions {
+        /// Count ages to this date, `yyyyMMdd` (default: today, local time).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// One FrontSeqNo: its postings, e-receipt and rail instructions.
+    Seq {
+        /// The `FrontSeqNo` (16 digits).
+        front_seq_no: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +327,11 @@ fn main() -> ExitCode {
         LogFormat::Text => fmt.init(),
         LogFormat::Json => fmt.json().with_ansi(false).init(),
     }
+    // Admin reads run on their own (the PostgreSQL reader owns a small runtime).
+    let cmd = match cli.cmd {
+        Cmd::Admin(a) => return admin(a),
+        other => other,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -285,7 +342,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(cli.cmd))
+    rt.block_on(run(cmd))
 }
 
 async fn run(cmd: Cmd) -> ExitCode {
@@ -379,6 +436,9 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
+        Cmd::Admin(a) => tokio::task::spawn_blocking(move || admin(a))
+            .await
+            .unwrap_or(ExitCode::FAILURE),
         Cmd::CopyStore { from, to } => {
             let copied = tokio::task::spawn_blocking(move || {
                 bankfep::store::copy::copy_store(&from, &to, &mut |line| eprintln!("{line}"))
@@ -528,6 +588,43 @@ async fn serve(a: ServeArgs) -> ExitCode {
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+fn admin(a: AdminArgs) -> ExitCode {
+    use bankfep::admin::{Options, Query};
+    let as_of = match &a.cmd {
+        AdminCmd::Instructions { as_of: Some(d) } => {
+            match chrono::NaiveDate::parse_from_str(d, "%Y%m%d") {
+                Ok(d) => d,
+                Err(_) => {
+                    eprintln!("admin: --as-of must be a date yyyyMMdd, not {d:?}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => chrono::Local::now().date_naive(),
+    };
+    let query = match a.cmd {
+        AdminCmd::Subs { enterprise } => Query::Subs { enterprise },
+        AdminCmd::Sub { sub_acct_no, limit } => Query::Sub { sub_acct_no, limit },
+        AdminCmd::Masters => Query::Masters,
+        AdminCmd::Suspense => Query::Suspense,
+        AdminCmd::Instructions { .. } => Query::Instructions,
+        AdminCmd::Seq { front_seq_no } => Query::Seq { front_seq_no },
+    };
+    let opts = Options {
+        data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+        database_url: a.database_url,
+        json: a.json,
+        as_of,
+    };
+    match bankfep::admin::run(&opts, &query, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn abuse(cmd: AbuseCmd) -> ExitCode {
