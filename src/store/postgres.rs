@@ -1608,10 +1608,28 @@ impl Store for PgStore {
         front_seq_no: Option<&str>,
         w: &Writes,
     ) -> Result<(), StoreError> {
+        // The accounts' post-images come once per batch through `write_accounts`: not kept
+        // per request.
+        let rows = Writes {
+            masters: Vec::new(),
+            subs: Vec::new(),
+            postings: w.postings.clone(),
+            entries: w.entries.clone(),
+            credits: w.credits.clone(),
+            credit_updates: w.credit_updates.clone(),
+            receipts: w.receipts.clone(),
+            order_no: w.order_no.clone(),
+            notice: w.notice.clone(),
+            counters: w.counters,
+            bindings: w.bindings.clone(),
+            instructions: w.instructions.clone(),
+            instruction_updates: w.instruction_updates.clone(),
+            withdrawal: w.withdrawal.clone(),
+        };
         self.pending.writes.push((
             enterprise_code.to_string(),
             front_seq_no.map(str::to_string),
-            w.clone(),
+            rows,
         ));
         Ok(())
     }
