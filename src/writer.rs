@@ -695,6 +695,19 @@ impl Writer {
             self.store.write_accounts(&masters, &subs)?;
         }
         self.store.save_counters(&self.state.counters)?;
+        if let Some(top) = self.reserved {
+            // Never hand out a number beyond this instance's reserved block (another
+            // instance may own it): refuse the batch instead (never expected: see
+            // COUNTER_HEADROOM).
+            let c = self.state.counters;
+            if c.front_seq > top.front_seq
+                || c.sub_seq > top.sub_seq
+                || c.receipt_seq > top.receipt_seq
+            {
+                tracing::error!("identifier block exhausted inside a batch; batch refused");
+                return Err(StoreError::Corrupt("identifier block exhausted"));
+            }
+        }
         if let Some(owner) = &self.ctx.cluster_owner {
             let mut tenants = dirty.tenants.clone();
             for id in &dirty.masters {
