@@ -187,6 +187,28 @@ struct RailSimArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Daily maintenance window `BANK3:HHmm-HHmm` (`self` for 7002, `all` for every bank;
+    /// start included, end excluded, may cross midnight): new 7001/7002 to that bank are
+    /// answered F RJ05 (docs/protocol.md §3.1). Repeatable.
+    #[arg(long)]
+    maintenance: Vec<String>,
+    /// Folder of the day files (docs/protocol.md §3.2): the previous day's are written when
+    /// the business date rolls over, the current day's when the simulator stops.
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
+    /// A payer account that gets a day file even without instructions. Repeatable.
+    #[arg(long)]
+    payer: Vec<String>,
+    /// Share of settled instructions left out of the day files, per mille (a rail that
+    /// lost them).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    omit_per_mille: u32,
+    /// Business clock start `yyyy-MM-ddTHH:mm:ss` (default: the wall clock, UTC+8).
+    #[arg(long)]
+    clock: Option<String>,
+    /// With --clock: run the clock this many times faster than real time.
+    #[arg(long, requires = "clock")]
+    clock_speed: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -214,6 +236,13 @@ struct ServeArgs {
     /// tests only).
     #[arg(long)]
     clock: Option<String>,
+    /// With --clock: the clock runs this many times faster than real time (tests and
+    /// demonstrations of maintenance windows).
+    #[arg(long, requires = "clock")]
+    clock_speed: Option<u32>,
+    /// Folder of the rail's day files (docs/protocol.md §3.2; default DATA_DIR/rail-files).
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
     /// Receipt MAC secret, exactly 64 hex digits (32 bytes), used only when the store has
     /// none yet (fixture replay).
     #[arg(long)]
@@ -396,6 +425,12 @@ async fn serve(a: ServeArgs) -> ExitCode {
     if a.clock.is_some() {
         cfg.clock = a.clock;
     }
+    if a.clock_speed.is_some() {
+        cfg.clock_speed = a.clock_speed;
+    }
+    if a.rail_files.is_some() {
+        cfg.rail.files_dir = a.rail_files;
+    }
     if a.database_url.is_some() {
         cfg.database_url = a.database_url;
     }
@@ -442,7 +477,7 @@ async fn serve(a: ServeArgs) -> ExitCode {
     println!("ready");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    wait_for_signal().await;
+    wait_for_signal_reloading(&running, a.config.as_deref()).await;
     tracing::info!("draining");
     running.shutdown().await;
     tracing::info!("stopped");
@@ -510,7 +545,37 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
         eprintln!("rail-sim: --fail-per-mille plus --pending-per-mille exceeds 1000");
         return ExitCode::FAILURE;
     }
+    let mut maintenance = Vec::new();
+    for w in &a.maintenance {
+        match bankfep::rail::sim::SimWindow::parse(w) {
+            Ok(w) => maintenance.push(w),
+            Err(e) => {
+                eprintln!("rail-sim: --maintenance {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let clock: std::sync::Arc<dyn bankfep::clock::Clock> = match &a.clock {
+        Some(c) => match bankfep::clock::parse_fixed_checked(c) {
+            Ok(t) => match a.clock_speed {
+                Some(n) => std::sync::Arc::new(bankfep::clock::RunningClock::new(t, n)),
+                None => std::sync::Arc::new(bankfep::clock::FixedClock(t)),
+            },
+            Err(e) => {
+                eprintln!("rail-sim: --clock {c:?} {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => std::sync::Arc::new(bankfep::clock::SystemClock::default()),
+    };
+    let opts = bankfep::rail::sim::SimOptions {
+        clock,
+        files_dir: a.rail_files.clone(),
+        payers: a.payer.clone(),
+    };
     let faults = bankfep::rail::sim::SimFaults {
+        maintenance,
+        omit_per_mille: a.omit_per_mille,
         fail_per_mille: a.fail_per_mille,
         fail_code: a.fail_code,
         pending_per_mille: a.pending_per_mille,
@@ -521,13 +586,15 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
     };
     let started = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => match bankfep::tls::server_config(cert, key, None) {
-            Ok(cfg) => bankfep::rail::sim::RailSim::start_tls(&a.addr, faults, cfg).await,
+            Ok(cfg) => {
+                bankfep::rail::sim::RailSim::start_with(&a.addr, faults, opts, Some(cfg)).await
+            }
             Err(e) => {
                 eprintln!("rail-sim: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        _ => bankfep::rail::sim::RailSim::start(&a.addr, faults).await,
+        _ => bankfep::rail::sim::RailSim::start_with(&a.addr, faults, opts, None).await,
     };
     let sim = match started {
         Ok(s) => s,
@@ -552,6 +619,44 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
     print!("{out}");
     let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
+}
+
+/// Waits for SIGTERM/SIGINT; on SIGHUP re-reads the configuration file and replaces the
+/// maintenance windows (docs/protocol.md §3.1), keeping the ones in force when the file
+/// does not load or check.
+async fn wait_for_signal_reloading(running: &bankfep::server::Running, config: Option<&std::path::Path>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        let Some(path) = config else {
+                            tracing::warn!("SIGHUP without --config: nothing to reload");
+                            continue;
+                        };
+                        match Config::from_file(path) {
+                            Ok(c) => match running.reload_calendar(&c.rail.maintenance) {
+                                Ok(n) => tracing::info!(windows = n, "maintenance calendar reloaded"),
+                                Err(e) => tracing::warn!(error = %e, "maintenance calendar kept"),
+                            },
+                            Err(e) => tracing::warn!(error = %e, "reload failed; maintenance calendar kept"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = config;
+    let _ = running;
+    wait_for_signal().await;
 }
 
 async fn wait_for_signal() {
