@@ -624,7 +624,10 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
 /// Waits for SIGTERM/SIGINT; on SIGHUP re-reads the configuration file and replaces the
 /// maintenance windows (docs/protocol.md §3.1), keeping the ones in force when the file
 /// does not load or check.
-async fn wait_for_signal_reloading(running: &bankfep::server::Running, config: Option<&std::path::Path>) {
+async fn wait_for_signal_reloading(
+    running: &bankfep::server::Running,
+    config: Option<&std::path::Path>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

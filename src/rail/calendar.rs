@@ -75,7 +75,10 @@ impl WindowConfig {
             )
         })?;
         let end = parse_minute(&self.end).ok_or_else(|| {
-            format!("rail.maintenance end {:?} must be yyyy-MM-ddTHH:mm", self.end)
+            format!(
+                "rail.maintenance end {:?} must be yyyy-MM-ddTHH:mm",
+                self.end
+            )
         })?;
         if end <= start {
             return Err(format!(
@@ -212,14 +215,20 @@ mod tests {
 
     #[test]
     fn bad_windows_are_named() {
-        assert!(Calendar::from_config(&[w("31", "2026-11-24T10:00", "2026-11-24T11:00")])
-            .unwrap_err()
-            .contains("bank"));
-        assert!(Calendar::from_config(&[w("313", "2026-11-24 10:00", "2026-11-24T11:00")])
-            .unwrap_err()
-            .contains("start"));
-        assert!(Calendar::from_config(&[w("313", "2026-11-24T10:00", "2026-11-24T10:00")])
-            .unwrap_err()
-            .contains("ends before"));
+        assert!(
+            Calendar::from_config(&[w("31", "2026-11-24T10:00", "2026-11-24T11:00")])
+                .unwrap_err()
+                .contains("bank")
+        );
+        assert!(
+            Calendar::from_config(&[w("313", "2026-11-24 10:00", "2026-11-24T11:00")])
+                .unwrap_err()
+                .contains("start")
+        );
+        assert!(
+            Calendar::from_config(&[w("313", "2026-11-24T10:00", "2026-11-24T10:00")])
+                .unwrap_err()
+                .contains("ends before")
+        );
     }
 }

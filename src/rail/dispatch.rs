@@ -188,6 +188,43 @@ impl Driver {
         client::call(&self.cfg.client, &self.schemas, req).await
     }
 
+    /// Sends the instruction once its bank is open (§3.1), looking at the calendar again
+    /// after a rail slot was obtained: a window may have opened while it waited for one.
+    async fn send_when_open(
+        &self,
+        instr: &Instruction,
+    ) -> Result<super::wire::RailReply, client::RailCallError> {
+        loop {
+            self.hold_while_closed(instr).await;
+            let slot = self.slots.acquire().await;
+            if self.closed_until(instr).is_some() {
+                drop(slot);
+                continue;
+            }
+            return client::call(&self.cfg.client, &self.schemas, &to_request(instr)).await;
+        }
+    }
+
+    /// Whether the instruction's bank is closed now: by an `RJ05` hold (real instant) or a
+    /// calendar window (business end).
+    fn closed_until(&self, instr: &Instruction) -> Option<()> {
+        let bank = super::calendar::bank_key(instr);
+        let rj05 = self
+            .rj05_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bank)
+            .is_some_and(|u| *u > tokio::time::Instant::now());
+        let m = &self.cfg.maintenance;
+        let window = m
+            .calendar
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .held_until(&bank, m.clock.now())
+            .is_some();
+        (rj05 || window).then_some(())
+    }
+
     /// Drives one instruction to a final outcome and reports it. `query_first`: the outcome
     /// of an earlier send is unknown (restart), so ask before sending.
     async fn drive(self: Arc<Self>, instr: Instruction, mut query_first: bool) {
@@ -197,13 +234,12 @@ impl Driver {
         let mut next_wait_ms = t.backoff_start_ms;
         let mut rj05_wait_ms = t.rj05_retry_ms;
         loop {
-            let req = if query_first {
-                RailRequest::query(&instr.id)
+            let answer = if query_first {
+                self.call(&RailRequest::query(&instr.id)).await
             } else {
-                self.hold_while_closed(&instr).await;
-                to_request(&instr)
+                self.send_when_open(&instr).await
             };
-            match self.call(&req).await {
+            match answer {
                 Ok(reply) => match reply.status {
                     RailStatus::Settled => return self.report(&instr, true, String::new()).await,
                     RailStatus::Failed if reply.reject_code == "RJ04" => {
@@ -222,13 +258,10 @@ impl Driver {
                             id = %instr.id, bank = %bank, wait_ms = rj05_wait_ms,
                             "RJ05: payee bank in maintenance; holding the instruction"
                         );
-                        let until = tokio::time::Instant::now()
-                            + Duration::from_millis(rj05_wait_ms);
+                        let until =
+                            tokio::time::Instant::now() + Duration::from_millis(rj05_wait_ms);
                         {
-                            let mut m = self
-                                .rj05_until
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner());
+                            let mut m = self.rj05_until.lock().unwrap_or_else(|e| e.into_inner());
                             let e = m.entry(bank).or_insert(until);
                             *e = (*e).max(until);
                         }

@@ -352,7 +352,12 @@ impl SimState {
                 let now = self.clock.now().time();
                 if self.instrs.contains_key(id) {
                     // Idempotency: answer the held status, move no money.
-                } else if self.faults.maintenance.iter().any(|w| w.is_open(&bank, now)) {
+                } else if self
+                    .faults
+                    .maintenance
+                    .iter()
+                    .any(|w| w.is_open(&bank, now))
+                {
                     tracing::info!(id, bank = %bank, "rail simulator: RJ05, bank in maintenance");
                     return (RailStatus::Failed, "RJ05".into());
                 } else if req.trade == TradeCode::Ibps && req.amount_fen >= IBPS_LIMIT_FEN {
@@ -551,11 +556,7 @@ impl SimState {
                     i.seq,
                 ));
             }
-            text.push_str(&format!(
-                "T|{}|{}|{total}\n",
-                lines.len(),
-                settled.len()
-            ));
+            text.push_str(&format!("T|{}|{}|{total}\n", lines.len(), settled.len()));
             out.push((day_file_name(payer, date), text));
         }
         out
@@ -691,8 +692,11 @@ impl RailSim {
     /// Every date on which the simulator decided an instruction, and today's business date.
     pub fn dates(&self) -> std::collections::BTreeSet<chrono::NaiveDate> {
         let st = lock(&self.state);
-        let mut d: std::collections::BTreeSet<_> =
-            st.instrs.values().filter_map(|i| i.decided.map(|t| t.date())).collect();
+        let mut d: std::collections::BTreeSet<_> = st
+            .instrs
+            .values()
+            .filter_map(|i| i.decided.map(|t| t.date()))
+            .collect();
         d.insert(st.clock.now().date());
         d
     }

@@ -321,9 +321,8 @@ async fn start_inner(
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
     let clock: Arc<dyn Clock> = match &config.clock {
         Some(s) => {
-            let start = crate::clock::parse_fixed(s).ok_or_else(|| {
-                StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into())
-            })?;
+            let start = crate::clock::parse_fixed(s)
+                .ok_or_else(|| StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into()))?;
             match config.clock_speed {
                 Some(speed) => Arc::new(crate::clock::RunningClock::new(start, speed)),
                 None => Arc::new(FixedClock(start)),
