@@ -93,6 +93,34 @@ enum Cmd {
     /// listening, and on SIGTERM/SIGINT the balances (`account balance_fen`, sorted) and
     /// `settled N`.
     RailSim(RailSimArgs),
+    /// Reconcile a business day against the rail's day files (docs/protocol.md §3.2): prints
+    /// a summary, writes `reconcile_DATE.txt` and `breaks_DATE.csv`; books the outcome of
+    /// instructions still unknown from the file. Opens the store itself (stop the gateway
+    /// first on the embedded store). Exit 0 no break, 1 breaks remain, 2 could not reconcile.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(clap::Args)]
+struct ReconcileArgs {
+    /// Business date yyyyMMdd.
+    #[arg(long)]
+    date: String,
+    /// Configuration file (data_dir, database_url, tenants, rail.files_dir,
+    /// rail.expense_account).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Embedded store directory (default ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL store instead of the embedded one.
+    #[arg(long, env = "BANKFEP_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Folder of the rail's day files (default DATA_DIR/rail-files).
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
+    /// Folder of the report and the breaks file (default DATA_DIR/reconcile).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -360,6 +388,7 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
+        Cmd::Reconcile(a) => reconcile(a).await,
         Cmd::Migrate { database_url } => match bankfep::store::postgres::migrate(&database_url) {
             Ok(v) if v.is_empty() => {
                 println!("database is up to date");
@@ -482,6 +511,76 @@ async fn serve(a: ServeArgs) -> ExitCode {
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+async fn reconcile(a: ReconcileArgs) -> ExitCode {
+    let mut cfg = match &a.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if a.database_url.is_some() {
+        cfg.database_url = a.database_url;
+    }
+    if a.rail_files.is_some() {
+        cfg.rail.files_dir = a.rail_files;
+    }
+    let opts = bankfep::reconcile::ReconcileOptions {
+        date: a.date,
+        files_dir: cfg.rail_files_dir(),
+        out_dir: a.out.unwrap_or_else(|| cfg.data_dir.join("reconcile")),
+        expense_account: cfg.rail.expense_account.clone(),
+    };
+    let mut _lock = None;
+    let store: Box<dyn bankfep::store::Store> = match &cfg.database_url {
+        Some(url) => match bankfep::store::postgres::PgStore::open(url) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("reconcile: store: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            match bankfep::store::lock::DataDirLock::acquire(&cfg.data_dir) {
+                Ok(l) => _lock = Some(l),
+                Err(e) => {
+                    eprintln!("reconcile: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            match bankfep::store::sqlite::SqliteStore::open(&cfg.data_dir) {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    eprintln!("reconcile: store: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match bankfep::reconcile::run(store, &opts).await {
+        Ok(report) => {
+            print!("{}", report.summary);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            if report.breaks() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("reconcile: cannot reconcile: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn abuse(cmd: AbuseCmd) -> ExitCode {

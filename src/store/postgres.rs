@@ -1606,7 +1606,10 @@ impl Store for PgStore {
         const SQL: &str = "SELECT id, kind, front_seq_no, chunk_no, trade_code, payer_acct, \
              payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, \
              master_id FROM instructions WHERE left(front_seq_no, 8) = $1 ORDER BY seq";
-        self.query(SQL, &[&date])?.iter().map(instruction_from).collect()
+        self.query(SQL, &[&date])?
+            .iter()
+            .map(instruction_from)
+            .collect()
     }
 
     fn append(
