@@ -163,21 +163,30 @@ async fn a_day_with_each_kind_of_break() {
         "B lost by the rail"
     );
     let id_a1 = chunk_id(&seq_a, 1);
+    // And a settlement the gateway never sent (长款).
+    let foreign = format!("D|WFOREIGN000000001|7001|S||{BOUND}|12345|R000000000098|101500");
     edit_file(&master_file, |d| {
         for l in d.iter_mut() {
             if l.starts_with(&format!("D|{id_a1}|")) {
                 *l = l.replace("|4000000|", "|4000001|");
             }
         }
+        d.push(foreign.clone());
     });
 
     let (code, text) = reconcile(dir.path(), files.path(), out.path());
     println!("{text}");
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("booked_from_file     1"), "{text}");
-    assert!(text.contains("breaks: 2"), "{text}");
+    assert!(text.contains("breaks: 3"), "{text}");
     let b = breaks(out.path());
-    assert_eq!(b.len(), 3, "{b:?}");
+    assert_eq!(b.len(), 4, "{b:?}");
+    assert!(
+        b.contains(&format!(
+            "long_长款,WFOREIGN000000001,{MASTER},,S,0,12345,,{BOUND}"
+        )),
+        "{b:?}"
+    );
     assert_eq!(b[0], bankfep::reconcile::BREAKS_HEADER);
     assert!(
         b.contains(&format!(
@@ -196,7 +205,7 @@ async fn a_day_with_each_kind_of_break() {
     let (code, text) = reconcile(dir.path(), files.path(), out.path());
     assert_eq!(code, 1, "{text}");
     assert!(!text.contains("booked_from_file"), "{text}");
-    assert!(text.contains("breaks: 2"), "{text}");
+    assert!(text.contains("breaks: 3"), "{text}");
 
     // The gateway, restarted, shows C settled, the sub-account untouched, C paid once.
     let gw = start_with(cfg.clone()).await;
@@ -244,6 +253,7 @@ async fn a_day_with_each_kind_of_break() {
         for l in d.iter_mut() {
             *l = l.replace("|4000001|", "|4000000|");
         }
+        d.retain(|l| !l.starts_with("D|WFOREIGN"));
         d.push(b_line.clone());
     });
     let (code, text) = reconcile(dir.path(), files.path(), out.path());
