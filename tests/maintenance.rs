@@ -248,7 +248,7 @@ async fn window_across_midnight_from_the_configuration() {
         .unwrap();
     let text =
         std::fs::read_to_string(files.path().join(format!("RAIL_{MASTER}_20261125.txt"))).unwrap();
-    assert!(written.len() >= 1);
+    assert!(!written.is_empty());
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("D|")).collect();
     assert_eq!(lines.len(), 3, "{text}");
     for l in &lines {

@@ -245,10 +245,7 @@ async fn a_day_with_each_kind_of_break() {
     std::fs::write(&expense_file, &kept).unwrap();
 
     // The rail found B and corrected A: no break remains.
-    let b_line = {
-        let l = sim_line(&sim, &seq_b);
-        l
-    };
+    let b_line = sim_line(&sim, &seq_b);
     edit_file(&master_file, |d| {
         for l in d.iter_mut() {
             *l = l.replace("|4000001|", "|4000000|");
