@@ -50,6 +50,44 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that starts at a given instant and runs `speed` times faster than real time
+/// (tests and demonstrations: `serve --clock T --clock-speed N`, so that a maintenance
+/// window of minutes passes in seconds). `speed` 0 is taken as 1.
+#[derive(Clone, Debug)]
+pub struct RunningClock {
+    start: NaiveDateTime,
+    origin: std::time::Instant,
+    speed: u32,
+}
+
+impl RunningClock {
+    /// A clock reading `start` now and advancing `speed` business seconds per real second.
+    pub fn new(start: NaiveDateTime, speed: u32) -> RunningClock {
+        RunningClock {
+            start,
+            origin: std::time::Instant::now(),
+            speed: speed.max(1),
+        }
+    }
+
+    /// Real time until business time `t`, or zero when it has passed.
+    pub fn real_until(&self, t: NaiveDateTime) -> std::time::Duration {
+        let ahead = (t - self.now()).to_std().unwrap_or_default();
+        ahead / self.speed
+    }
+}
+
+impl Clock for RunningClock {
+    fn now(&self) -> NaiveDateTime {
+        let real = self.origin.elapsed();
+        let business = real.saturating_mul(self.speed);
+        let step = chrono::Duration::from_std(business).unwrap_or(chrono::Duration::zero());
+        self.start
+            .checked_add_signed(step)
+            .unwrap_or(NaiveDateTime::MAX)
+    }
+}
+
 /// Parses `yyyy-MM-ddTHH:mm:ss` (the `--clock` flag); `None` for anything else. See
 /// [`parse_fixed_checked`] for why a value was refused.
 pub fn parse_fixed(s: &str) -> Option<NaiveDateTime> {

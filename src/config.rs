@@ -34,6 +34,13 @@
 //! expense_account = "6222000000000009999"
 //! first_query_ms = 1000               # docs/protocol.md §3 query schedule
 //! backoff_max_ms = 30000
+//! rj05_retry_ms = 60000               # §3.1: resend after RJ05, doubling ...
+//! rj05_backoff_max_ms = 600000        # ... up to 10 min
+//! files_dir = "rail-files"            # §3.2 day files (default DATA_DIR/rail-files)
+//! [[rail.maintenance]]                # §3.1 maintenance window (reloaded on SIGHUP)
+//! bank = "313"                        # payee bank code's first 3 digits, "self" or "all"
+//! start = "2026-11-24T23:55"          # business time, included
+//! end = "2026-11-25T02:05"            # excluded
 //!
 //! [limits]
 //! body_bytes_max = 1048576
@@ -139,6 +146,17 @@ pub struct RailConfig {
     /// most 200 × 49,999.99 = 9,999,998.00 CNY over the super e-bank); a withdrawal needing
     /// more is refused with `E10009`. At least 1.
     pub max_chunks: u32,
+    /// Maintenance windows (docs/protocol.md §3.1): instructions to a bank in a window are
+    /// held and sent with the same id when it ends. Reloaded on SIGHUP.
+    pub maintenance: Vec<crate::rail::calendar::WindowConfig>,
+    /// After an `RJ05` (a window the calendar did not know), the same id is sent again after
+    /// this, ms (§3.1: 60,000), doubling after each further `RJ05`.
+    pub rj05_retry_ms: u64,
+    /// Longest wait between sends after `RJ05`, ms (§3.1: at most 600,000).
+    pub rj05_backoff_max_ms: u64,
+    /// Folder of the rail's day files (§3.2): the built-in simulator writes them there and
+    /// `bankfep reconcile` reads them. Default `DATA_DIR/rail-files`; `--rail-files`.
+    pub files_dir: Option<PathBuf>,
 }
 
 impl Default for RailConfig {
@@ -157,6 +175,10 @@ impl Default for RailConfig {
             backoff_start_ms: 1_000,
             backoff_max_ms: 30_000,
             max_chunks: 200,
+            maintenance: Vec::new(),
+            rj05_retry_ms: 60_000,
+            rj05_backoff_max_ms: 600_000,
+            files_dir: None,
         }
     }
 }
@@ -236,6 +258,9 @@ pub struct Config {
     /// Fixed business clock `yyyy-MM-ddTHH:mm:ss` (tests and fixture replay only); it must
     /// name a real date and time.
     pub clock: Option<String>,
+    /// With `clock`: the clock starts there and runs this many times faster than real time
+    /// (tests and demonstrations of maintenance windows); absent, the clock stands still.
+    pub clock_speed: Option<u32>,
     /// Receipt MAC secret as exactly 64 hex digits (32 bytes); when absent a random one is
     /// created and stored on first start.
     pub receipt_key_hex: Option<String>,
@@ -281,6 +306,7 @@ impl Default for Config {
             queue_max: w.queue_max,
             utc_offset_seconds: 8 * 3600,
             clock: None,
+            clock_speed: None,
             receipt_key_hex: None,
             database_url: None,
             cluster_addr: None,
@@ -397,13 +423,26 @@ impl Config {
         resolve_opt(base, &mut self.rail.tls_ca);
         resolve_opt(base, &mut self.rail.client_cert);
         resolve_opt(base, &mut self.rail.client_key);
+        resolve_opt(base, &mut self.rail.files_dir);
+    }
+
+    /// The folder of the rail's day files (docs/protocol.md §3.2): `rail.files_dir`, else
+    /// `DATA_DIR/rail-files`.
+    pub fn rail_files_dir(&self) -> PathBuf {
+        self.rail
+            .files_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("rail-files"))
     }
 
     /// Checks ranges; each error names the offending key:
     /// - tenants: enterprise codes 1..=20 bytes, master accounts 1..=32 bytes (docs/protocol.md §1);
     /// - every `limits.*` positive;
     /// - `batch_max`, `queue_max`, `rail.inflight_max`, `rail.*_ms` positive,
-    ///   `rail.backoff_max_ms` ≥ `rail.backoff_start_ms`, `rail.max_chunks` ≥ 1;
+    ///   `rail.backoff_max_ms` ≥ `rail.backoff_start_ms`, `rail.max_chunks` ≥ 1,
+    ///   `rail.rj05_backoff_max_ms` ≥ `rail.rj05_retry_ms`, every `rail.maintenance` window
+    ///   well-formed (docs/protocol.md §3.1);
+    /// - `clock_speed` only with `clock`;
     /// - `utc_offset_seconds` within ±86,399;
     /// - `clock` a real date and time of the form `yyyy-MM-ddTHH:mm:ss`;
     /// - `receipt_key_hex` exactly 64 hex digits (32 bytes);
@@ -442,7 +481,7 @@ impl Config {
         }
         let l = &self.limits;
         let r = &self.rail;
-        let positive: [(&str, u64); 18] = [
+        let positive: [(&str, u64); 20] = [
             ("limits.body_bytes_max", l.body_bytes_max as u64),
             ("limits.connections_max", l.connections_max as u64),
             (
@@ -464,12 +503,23 @@ impl Config {
             ("rail.first_query_ms", r.first_query_ms),
             ("rail.backoff_start_ms", r.backoff_start_ms),
             ("rail.backoff_max_ms", r.backoff_max_ms),
+            ("rail.rj05_retry_ms", r.rj05_retry_ms),
+            ("rail.rj05_backoff_max_ms", r.rj05_backoff_max_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return invalid(format!("{key} must be positive"));
         }
         if r.backoff_max_ms < r.backoff_start_ms {
             return invalid("rail.backoff_max_ms must be at least rail.backoff_start_ms".into());
+        }
+        if r.rj05_backoff_max_ms < r.rj05_retry_ms {
+            return invalid("rail.rj05_backoff_max_ms must be at least rail.rj05_retry_ms".into());
+        }
+        if let Err(e) = crate::rail::calendar::Calendar::from_config(&r.maintenance) {
+            return invalid(e);
+        }
+        if self.clock_speed.is_some() && self.clock.is_none() {
+            return invalid("clock_speed needs clock".into());
         }
         if self.utc_offset_seconds.unsigned_abs() >= 86_400 {
             return invalid("utc_offset_seconds must be within -86399..=86399".into());

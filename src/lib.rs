@@ -10,6 +10,7 @@
 //! - [`writer`]: the single batching writer (group commit)
 //! - [`rail`]: the payment rail (§3): records, client, super e-bank splitting, simulator
 //! - [`server`]: listeners (TCP, TLS), connection handlers, limits, shutdown
+//! - [`reconcile`]: reconciliation with the rail's day files (§3.2)
 //! - [`receipt`]: e-receipt numbers and verification codes
 //! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
 //! - [`client`], [`tools`]: an independent protocol client, fixture replay, load generator
@@ -36,6 +37,7 @@ pub mod money;
 pub mod msg;
 pub mod rail;
 pub mod receipt;
+pub mod reconcile;
 pub mod server;
 pub mod store;
 pub mod tls;

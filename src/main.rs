@@ -122,6 +122,11 @@ enum Cmd {
     /// sub-accounts, masters and the 总分平衡 check, suspense, rail instructions, one
     /// FrontSeqNo (docs/operations.md "Admin commands").
     Admin(AdminArgs),
+    /// Reconcile a business day against the rail's day files (docs/protocol.md §3.2): prints
+    /// a summary, writes `reconcile_DATE.txt` and `breaks_DATE.csv`; books the outcome of
+    /// instructions still unknown from the file. Opens the store itself (stop the gateway
+    /// first on the embedded store). Exit 0 no break, 1 breaks remain, 2 could not reconcile.
+    Reconcile(ReconcileArgs),
 }
 
 #[derive(clap::Args)]
@@ -170,6 +175,29 @@ enum AdminCmd {
         /// The `FrontSeqNo` (16 digits).
         front_seq_no: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ReconcileArgs {
+    /// Business date yyyyMMdd.
+    #[arg(long)]
+    date: String,
+    /// Configuration file (data_dir, database_url, tenants, rail.files_dir,
+    /// rail.expense_account).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Embedded store directory (default ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL store instead of the embedded one.
+    #[arg(long, env = "BANKFEP_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Folder of the rail's day files (default DATA_DIR/rail-files).
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
+    /// Folder of the report and the breaks file (default DATA_DIR/reconcile).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +292,28 @@ struct RailSimArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Daily maintenance window `BANK3:HHmm-HHmm` (`self` for 7002, `all` for every bank;
+    /// start included, end excluded, may cross midnight): new 7001/7002 to that bank are
+    /// answered F RJ05 (docs/protocol.md §3.1). Repeatable.
+    #[arg(long)]
+    maintenance: Vec<String>,
+    /// Folder of the day files (docs/protocol.md §3.2): the previous day's are written when
+    /// the business date rolls over, the current day's when the simulator stops.
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
+    /// A payer account that gets a day file even without instructions. Repeatable.
+    #[arg(long)]
+    payer: Vec<String>,
+    /// Share of settled instructions left out of the day files, per mille (a rail that
+    /// lost them).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    omit_per_mille: u32,
+    /// Business clock start `yyyy-MM-ddTHH:mm:ss` (default: the wall clock, UTC+8).
+    #[arg(long)]
+    clock: Option<String>,
+    /// With --clock: run the clock this many times faster than real time.
+    #[arg(long, requires = "clock")]
+    clock_speed: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -291,6 +341,13 @@ struct ServeArgs {
     /// tests only).
     #[arg(long)]
     clock: Option<String>,
+    /// With --clock: the clock runs this many times faster than real time (tests and
+    /// demonstrations of maintenance windows).
+    #[arg(long, requires = "clock")]
+    clock_speed: Option<u32>,
+    /// Folder of the rail's day files (docs/protocol.md §3.2; default DATA_DIR/rail-files).
+    #[arg(long)]
+    rail_files: Option<PathBuf>,
     /// Receipt MAC secret, exactly 64 hex digits (32 bytes), used only when the store has
     /// none yet (fixture replay).
     #[arg(long)]
@@ -436,6 +493,7 @@ async fn run(cmd: Cmd) -> ExitCode {
         }
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
+        Cmd::Reconcile(a) => reconcile(a).await,
         Cmd::Admin(a) => tokio::task::spawn_blocking(move || admin(a))
             .await
             .unwrap_or(ExitCode::FAILURE),
@@ -537,6 +595,12 @@ async fn serve(a: ServeArgs) -> ExitCode {
     if a.clock.is_some() {
         cfg.clock = a.clock;
     }
+    if a.clock_speed.is_some() {
+        cfg.clock_speed = a.clock_speed;
+    }
+    if a.rail_files.is_some() {
+        cfg.rail.files_dir = a.rail_files;
+    }
     if a.database_url.is_some() {
         cfg.database_url = a.database_url;
     }
@@ -583,7 +647,7 @@ async fn serve(a: ServeArgs) -> ExitCode {
     println!("ready");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    wait_for_signal().await;
+    wait_for_signal_reloading(&running, a.config.as_deref()).await;
     tracing::info!("draining");
     running.shutdown().await;
     tracing::info!("stopped");
@@ -623,6 +687,97 @@ fn admin(a: AdminArgs) -> ExitCode {
         Err(e) => {
             eprintln!("admin: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn reconcile(a: ReconcileArgs) -> ExitCode {
+    let mut cfg = match &a.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if a.database_url.is_some() {
+        cfg.database_url = a.database_url;
+    }
+    if a.rail_files.is_some() {
+        cfg.rail.files_dir = a.rail_files;
+    }
+    let opts = bankfep::reconcile::ReconcileOptions {
+        date: a.date,
+        files_dir: cfg.rail_files_dir(),
+        out_dir: a.out.unwrap_or_else(|| cfg.data_dir.join("reconcile")),
+        expense_account: cfg.rail.expense_account.clone(),
+    };
+    let mut _lock = None;
+    let store: Box<dyn bankfep::store::Store> = match cfg.database_url.clone() {
+        Some(url) => {
+            // Off the runtime (the store blocks), and never beside a running gateway: this
+            // writer holds no tenant lease, so it must not book while an instance does.
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut s = bankfep::store::postgres::PgStore::open(&url)?;
+                let live = s.live_leases()?;
+                Ok::<_, bankfep::store::StoreError>((s, live))
+            })
+            .await;
+            match opened {
+                Ok(Ok((_, live))) if live > 0 => {
+                    eprintln!(
+                        "reconcile: {live} tenant lease(s) are held by running gateway instances; \
+                         stop them before reconciling against the database"
+                    );
+                    return ExitCode::from(2);
+                }
+                Ok(Ok((s, _))) => Box::new(s),
+                Ok(Err(e)) => {
+                    eprintln!("reconcile: store: {e}");
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("reconcile: store: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            match bankfep::store::lock::DataDirLock::acquire(&cfg.data_dir) {
+                Ok(l) => _lock = Some(l),
+                Err(e) => {
+                    eprintln!("reconcile: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            match bankfep::store::sqlite::SqliteStore::open(&cfg.data_dir) {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    eprintln!("reconcile: store: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match bankfep::reconcile::run(store, &opts).await {
+        Ok(report) => {
+            print!("{}", report.summary);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            if report.breaks() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("reconcile: cannot reconcile: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -690,7 +845,37 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
         eprintln!("rail-sim: --fail-per-mille plus --pending-per-mille exceeds 1000");
         return ExitCode::FAILURE;
     }
+    let mut maintenance = Vec::new();
+    for w in &a.maintenance {
+        match bankfep::rail::sim::SimWindow::parse(w) {
+            Ok(w) => maintenance.push(w),
+            Err(e) => {
+                eprintln!("rail-sim: --maintenance {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let clock: std::sync::Arc<dyn bankfep::clock::Clock> = match &a.clock {
+        Some(c) => match bankfep::clock::parse_fixed_checked(c) {
+            Ok(t) => match a.clock_speed {
+                Some(n) => std::sync::Arc::new(bankfep::clock::RunningClock::new(t, n)),
+                None => std::sync::Arc::new(bankfep::clock::FixedClock(t)),
+            },
+            Err(e) => {
+                eprintln!("rail-sim: --clock {c:?} {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => std::sync::Arc::new(bankfep::clock::SystemClock::default()),
+    };
+    let opts = bankfep::rail::sim::SimOptions {
+        clock,
+        files_dir: a.rail_files.clone(),
+        payers: a.payer.clone(),
+    };
     let faults = bankfep::rail::sim::SimFaults {
+        maintenance,
+        omit_per_mille: a.omit_per_mille,
         fail_per_mille: a.fail_per_mille,
         fail_code: a.fail_code,
         pending_per_mille: a.pending_per_mille,
@@ -701,13 +886,15 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
     };
     let started = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => match bankfep::tls::server_config(cert, key, None) {
-            Ok(cfg) => bankfep::rail::sim::RailSim::start_tls(&a.addr, faults, cfg).await,
+            Ok(cfg) => {
+                bankfep::rail::sim::RailSim::start_with(&a.addr, faults, opts, Some(cfg)).await
+            }
             Err(e) => {
                 eprintln!("rail-sim: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        _ => bankfep::rail::sim::RailSim::start(&a.addr, faults).await,
+        _ => bankfep::rail::sim::RailSim::start_with(&a.addr, faults, opts, None).await,
     };
     let sim = match started {
         Ok(s) => s,
@@ -732,6 +919,47 @@ async fn rail_sim(a: RailSimArgs) -> ExitCode {
     print!("{out}");
     let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
+}
+
+/// Waits for SIGTERM/SIGINT; on SIGHUP re-reads the configuration file and replaces the
+/// maintenance windows (docs/protocol.md §3.1), keeping the ones in force when the file
+/// does not load or check.
+async fn wait_for_signal_reloading(
+    running: &bankfep::server::Running,
+    config: Option<&std::path::Path>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        let Some(path) = config else {
+                            tracing::warn!("SIGHUP without --config: nothing to reload");
+                            continue;
+                        };
+                        match Config::from_file(path) {
+                            Ok(c) => match running.reload_calendar(&c.rail.maintenance) {
+                                Ok(n) => tracing::info!(windows = n, "maintenance calendar reloaded"),
+                                Err(e) => tracing::warn!(error = %e, "maintenance calendar kept"),
+                            },
+                            Err(e) => tracing::warn!(error = %e, "reload failed; maintenance calendar kept"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = config;
+    let _ = running;
+    wait_for_signal().await;
 }
 
 async fn wait_for_signal() {

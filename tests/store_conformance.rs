@@ -634,6 +634,15 @@ fn withdrawals_and_chunks(open: Open<'_>) {
         ]
     );
     let left = s.unresolved_instructions().expect("unresolved");
+    let of_day = s.instructions_of_date("20261123").expect("of date");
+    assert_eq!(
+        of_day.iter().map(|i| i.chunk_no).collect::<Vec<_>>(),
+        vec![3, 1, 2],
+        "every instruction of the day, in the order created"
+    );
+    assert_eq!(of_day[1].state, InstructionState::Failed);
+    assert!(s.instructions_of_date("20261124").expect("none").is_empty());
+    assert!(s.instructions_of_date("2026112").expect("none").is_empty());
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, id(3));
     assert!(s.withdrawal_by_serial(ENT, "NOPE").expect("none").is_none());

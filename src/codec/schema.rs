@@ -766,7 +766,7 @@ mod tests {
                 charset::encoded_len(rc.core_message(code).unwrap(), Charset::Gbk).unwrap() <= 60
             );
         }
-        for code in ["RJ01", "RJ02", "RJ03", "RJ04", "RJ09"] {
+        for code in ["RJ01", "RJ02", "RJ03", "RJ04", "RJ05", "RJ09"] {
             assert!(rc.rail_message(code).is_some());
         }
         assert_eq!(rc.core_message("9999"), None);

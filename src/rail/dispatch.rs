@@ -13,6 +13,12 @@
 //! - After a restart every unresolved instruction is resumed by querying first, because the
 //!   gateway cannot know whether it was sent before the crash.
 //!
+//! - Maintenance windows (§3.1): before each send the calendar is consulted with the
+//!   business clock; an instruction whose payee bank is in a window waits (holding no slot)
+//!   and is sent with the same id when the window ends. An `RJ05` answer holds it the same
+//!   way: sent again after `rj05_retry_ms`, doubling up to `rj05_backoff_max_ms`, and other
+//!   unsent instructions to that bank wait until then too. Nothing is refunded for a window.
+//!
 //! At most `inflight_max` rail calls run at once; instructions waiting for a backoff hold no
 //! slot.
 
@@ -37,6 +43,10 @@ pub struct RailTiming {
     pub backoff_start_ms: u64,
     /// Longest wait between queries (§3: at most 30 s).
     pub backoff_max_ms: u64,
+    /// Wait before sending again after an `RJ05` (§3.1: 60 s); doubles after each `RJ05`.
+    pub rj05_retry_ms: u64,
+    /// Longest wait between sends after `RJ05` (§3.1: at most 10 min).
+    pub rj05_backoff_max_ms: u64,
 }
 
 impl Default for RailTiming {
@@ -45,6 +55,8 @@ impl Default for RailTiming {
             first_query_ms: 1_000,
             backoff_start_ms: 1_000,
             backoff_max_ms: 30_000,
+            rj05_retry_ms: 60_000,
+            rj05_backoff_max_ms: 600_000,
         }
     }
 }
@@ -58,7 +70,38 @@ pub struct DispatchConfig {
     pub inflight_max: usize,
     /// Query schedule.
     pub timing: RailTiming,
+    /// Maintenance windows and the business clock they are read with (§3.1).
+    pub maintenance: Maintenance,
 }
+
+/// The calendar of maintenance windows and the business clock (docs/protocol.md §3.1).
+#[derive(Clone)]
+pub struct Maintenance {
+    /// Business clock.
+    pub clock: Arc<dyn crate::clock::Clock>,
+    /// Windows in force (replaced on SIGHUP).
+    pub calendar: super::calendar::SharedCalendar,
+}
+
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maintenance").finish_non_exhaustive()
+    }
+}
+
+impl Maintenance {
+    /// No windows, with the wall clock of China Standard Time.
+    pub fn none() -> Maintenance {
+        Maintenance {
+            clock: Arc::new(crate::clock::SystemClock::default()),
+            calendar: Default::default(),
+        }
+    }
+}
+
+/// Longest real sleep between two looks at the calendar while held, ms: a reload or a
+/// faster test clock is noticed within this.
+const HOLD_POLL_MS: u64 = 200;
 
 /// The §3 request for an instruction (`7001` or `7002`).
 pub fn to_request(i: &Instruction) -> RailRequest {
@@ -94,6 +137,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let shared = Arc::new(Driver {
             slots: Semaphore::new(cfg.inflight_max.max(1)),
+            rj05_until: std::sync::Mutex::new(std::collections::HashMap::new()),
             cfg,
             schemas,
             writer,
@@ -131,6 +175,8 @@ struct Driver {
     schemas: Arc<Schemas>,
     writer: WriterHandle,
     slots: Semaphore,
+    /// Bank key → real instant before which nothing more is sent to it (after an `RJ05`).
+    rj05_until: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
 
 impl Driver {
@@ -142,6 +188,43 @@ impl Driver {
         client::call(&self.cfg.client, &self.schemas, req).await
     }
 
+    /// Sends the instruction once its bank is open (§3.1), looking at the calendar again
+    /// after a rail slot was obtained: a window may have opened while it waited for one.
+    async fn send_when_open(
+        &self,
+        instr: &Instruction,
+    ) -> Result<super::wire::RailReply, client::RailCallError> {
+        loop {
+            self.hold_while_closed(instr).await;
+            let slot = self.slots.acquire().await;
+            if self.closed_until(instr).is_some() {
+                drop(slot);
+                continue;
+            }
+            return client::call(&self.cfg.client, &self.schemas, &to_request(instr)).await;
+        }
+    }
+
+    /// Whether the instruction's bank is closed now: by an `RJ05` hold (real instant) or a
+    /// calendar window (business end).
+    fn closed_until(&self, instr: &Instruction) -> Option<()> {
+        let bank = super::calendar::bank_key(instr);
+        let rj05 = self
+            .rj05_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bank)
+            .is_some_and(|u| *u > tokio::time::Instant::now());
+        let m = &self.cfg.maintenance;
+        let window = m
+            .calendar
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .held_until(&bank, m.clock.now())
+            .is_some();
+        (rj05 || window).then_some(())
+    }
+
     /// Drives one instruction to a final outcome and reports it. `query_first`: the outcome
     /// of an earlier send is unknown (restart), so ask before sending.
     async fn drive(self: Arc<Self>, instr: Instruction, mut query_first: bool) {
@@ -149,13 +232,14 @@ impl Driver {
         let t = self.cfg.timing;
         let mut wait_ms = t.first_query_ms;
         let mut next_wait_ms = t.backoff_start_ms;
+        let mut rj05_wait_ms = t.rj05_retry_ms;
         loop {
-            let req = if query_first {
-                RailRequest::query(&instr.id)
+            let answer = if query_first {
+                self.call(&RailRequest::query(&instr.id)).await
             } else {
-                to_request(&instr)
+                self.send_when_open(&instr).await
             };
-            match self.call(&req).await {
+            match answer {
                 Ok(reply) => match reply.status {
                     RailStatus::Settled => return self.report(&instr, true, String::new()).await,
                     RailStatus::Failed if reply.reject_code == "RJ04" => {
@@ -166,6 +250,25 @@ impl Driver {
                             continue;
                         }
                         tracing::warn!(id = %instr.id, "RJ04 answered to a send; outcome unknown");
+                    }
+                    RailStatus::Failed if reply.reject_code == "RJ05" => {
+                        // §3.1: not accepted, nothing booked: send the same id again later.
+                        let bank = super::calendar::bank_key(&instr);
+                        tracing::info!(
+                            id = %instr.id, bank = %bank, wait_ms = rj05_wait_ms,
+                            "RJ05: payee bank in maintenance; holding the instruction"
+                        );
+                        let until =
+                            tokio::time::Instant::now() + Duration::from_millis(rj05_wait_ms);
+                        {
+                            let mut m = self.rj05_until.lock().unwrap_or_else(|e| e.into_inner());
+                            let e = m.entry(bank).or_insert(until);
+                            *e = (*e).max(until);
+                        }
+                        tokio::time::sleep_until(until).await;
+                        rj05_wait_ms = rj05_wait_ms.saturating_mul(2).min(t.rj05_backoff_max_ms);
+                        query_first = false;
+                        continue;
                     }
                     RailStatus::Failed => {
                         return self.report(&instr, false, reply.reject_code).await
@@ -180,6 +283,50 @@ impl Driver {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             wait_ms = next_wait_ms;
             next_wait_ms = next_wait_ms.saturating_mul(2).min(t.backoff_max_ms);
+        }
+    }
+
+    /// Waits while the instruction's payee bank is in a calendar window or held after an
+    /// `RJ05` (§3.1). Holds no rail slot while waiting.
+    async fn hold_while_closed(&self, instr: &Instruction) {
+        let bank = super::calendar::bank_key(instr);
+        let mut logged = false;
+        loop {
+            let rj05 = {
+                let m = self.rj05_until.lock().unwrap_or_else(|e| e.into_inner());
+                m.get(&bank)
+                    .copied()
+                    .filter(|u| *u > tokio::time::Instant::now())
+            };
+            if let Some(until) = rj05 {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            let m = &self.cfg.maintenance;
+            let now = m.clock.now();
+            let held = m
+                .calendar
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .held_until(&bank, now);
+            let Some(end) = held else {
+                if logged {
+                    tracing::info!(id = %instr.id, bank = %bank, "maintenance window over; sending");
+                }
+                return;
+            };
+            if !logged {
+                tracing::info!(
+                    id = %instr.id, bank = %bank, until = %end,
+                    "payee bank in a maintenance window; holding the instruction"
+                );
+                logged = true;
+            }
+            // Business time may run at another speed than real time (test clocks): look
+            // again at least every HOLD_POLL_MS.
+            let ahead = (end - now).to_std().unwrap_or_default();
+            let nap = ahead.min(Duration::from_millis(HOLD_POLL_MS));
+            tokio::time::sleep(nap.max(Duration::from_millis(1))).await;
         }
     }
 

@@ -20,6 +20,16 @@
 //! - malformed request: `F` `RJ09` (nothing booked) when its trade code and id can be read,
 //!   else the connection is closed. A bad length prefix closes the connection.
 //! - replies wait `latency_ms` first.
+//! - `7001`/`7002` of a new id whose payee bank (first 3 digits of its bank code; `self` for
+//!   `7002`) is in one of the `maintenance` windows at the simulator's business clock: `F`
+//!   `RJ05`, nothing booked (docs/protocol.md §3.1).
+//!
+//! Day files (docs/protocol.md §3.2): every instruction decided (`S` or `F`) is remembered
+//! with its business decision time; [`RailSim::write_day_files`] writes one file per payer
+//! account for a date. With a files folder configured ([`SimOptions::files_dir`]) the
+//! simulator writes the previous day's files when its business date rolls over, and the
+//! current day's (as decided so far) when it stops. `omit_per_mille` makes it "lose" settled
+//! instructions from its files (a reconciliation fault).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -67,6 +77,95 @@ pub struct SimFaults {
     pub drop_per_mille: u32,
     /// Seed of the xorshift64* generator (0 is replaced by a fixed non-zero constant).
     pub seed: u64,
+    /// Daily maintenance windows answered with `RJ05` (docs/protocol.md §3.1).
+    pub maintenance: Vec<SimWindow>,
+    /// Share of settled instructions left out of the day files, per mille (a rail that
+    /// "lost" them: a 短款 break in reconciliation).
+    pub omit_per_mille: u32,
+}
+
+/// A daily maintenance window of the simulator: `BANK3:HHmm-HHmm` (`self` for `7002`, `all`
+/// for every bank), start included, end excluded; a start later than the end crosses
+/// midnight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimWindow {
+    /// Bank key (3 digits, `self` or `all`).
+    pub bank: String,
+    /// Start, minutes after midnight (0..1440).
+    pub start_min: u32,
+    /// End, minutes after midnight (0..1440).
+    pub end_min: u32,
+}
+
+impl SimWindow {
+    /// Parses `BANK3:HHmm-HHmm`. Errors: a message saying which part is wrong.
+    pub fn parse(s: &str) -> Result<SimWindow, String> {
+        let (bank, span) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected BANK3:HHmm-HHmm"))?;
+        if !super::calendar::valid_bank_key(bank) {
+            return Err(format!("{s:?}: bank must be 3 digits, self or all"));
+        }
+        let (a, b) = span
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: expected HHmm-HHmm"))?;
+        let minute = |t: &str| -> Option<u32> {
+            if t.len() != 4 || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let h: u32 = t.get(..2)?.parse().ok()?;
+            let m: u32 = t.get(2..)?.parse().ok()?;
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (Some(start_min), Some(end_min)) = (minute(a), minute(b)) else {
+            return Err(format!("{s:?}: times must be HHmm"));
+        };
+        if start_min == end_min {
+            return Err(format!("{s:?}: empty window"));
+        }
+        Ok(SimWindow {
+            bank: bank.to_owned(),
+            start_min,
+            end_min,
+        })
+    }
+
+    /// Whether the window is open at `t` for `bank`.
+    pub fn is_open(&self, bank: &str, t: chrono::NaiveTime) -> bool {
+        use chrono::Timelike;
+        if self.bank != bank && self.bank != super::calendar::ALL_BANKS {
+            return false;
+        }
+        let m = t.hour() * 60 + t.minute();
+        if self.start_min < self.end_min {
+            self.start_min <= m && m < self.end_min
+        } else {
+            m >= self.start_min || m < self.end_min
+        }
+    }
+}
+
+/// How the simulator keeps time and where it writes its day files.
+#[derive(Clone)]
+pub struct SimOptions {
+    /// Business clock (maintenance windows, decision times, day roll-over).
+    pub clock: Arc<dyn crate::clock::Clock>,
+    /// Folder of the day files (`None`: written only when asked).
+    pub files_dir: Option<std::path::PathBuf>,
+    /// Payer accounts that get a file even on a day without an instruction (the gateway's
+    /// master accounts and expense account).
+    pub payers: Vec<String>,
+}
+
+impl Default for SimOptions {
+    /// Wall clock (UTC+8), no files folder, no extra payers.
+    fn default() -> Self {
+        SimOptions {
+            clock: Arc::new(crate::clock::SystemClock::default()),
+            files_dir: None,
+            payers: Vec::new(),
+        }
+    }
 }
 
 impl Default for SimFaults {
@@ -80,6 +179,8 @@ impl Default for SimFaults {
             latency_ms: 0,
             drop_per_mille: 0,
             seed: 1,
+            maintenance: Vec::new(),
+            omit_per_mille: 0,
         }
     }
 }
@@ -93,27 +194,39 @@ struct Instr {
     payee: String,
     moved: u32,
     queries: u32,
+    trade: TradeCode,
+    /// Order received (1, 2, …).
+    seq: u64,
+    /// Business time of the final decision (`S` or `F`).
+    decided: Option<chrono::NaiveDateTime>,
+    /// Left out of the day files (`omit_per_mille`).
+    omitted: bool,
 }
 
-#[derive(Debug)]
 struct SimState {
     faults: SimFaults,
     rng: u64,
     instrs: HashMap<String, Instr>,
     balances: BTreeMap<String, Fen>,
     paid: usize,
+    clock: Arc<dyn crate::clock::Clock>,
+    received: u64,
+    payers: std::collections::BTreeSet<String>,
 }
 
 const SEED_ZERO_REPLACEMENT: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl SimState {
-    fn new(faults: SimFaults) -> SimState {
+    fn new(faults: SimFaults, opts: &SimOptions) -> SimState {
         let mut s = SimState {
             faults: SimFaults::default(),
             rng: 1,
             instrs: HashMap::new(),
             balances: BTreeMap::new(),
             paid: 0,
+            clock: opts.clock.clone(),
+            received: 0,
+            payers: opts.payers.iter().cloned().collect(),
         };
         s.set_faults(faults);
         s
@@ -155,6 +268,7 @@ impl SimState {
         }
         ins.status = RailStatus::Settled;
         ins.moved += 1;
+        ins.decided = Some(self.clock.now());
         let (amount, payer, payee) = (ins.amount, ins.payer.clone(), ins.payee.clone());
         tracing::info!(
             id,
@@ -180,6 +294,10 @@ impl SimState {
             reject_code,
             "rail simulator: instruction received"
         );
+        self.received += 1;
+        let omit = self.faults.omit_per_mille;
+        let omitted = omit > 0 && self.per_mille() < omit;
+        self.payers.insert(req.payer_acct.clone());
         self.instrs.insert(
             req.instruction_id.clone(),
             Instr {
@@ -190,12 +308,19 @@ impl SimState {
                 payee: req.payee_acct.clone(),
                 moved: 0,
                 queries: 0,
+                trade: req.trade,
+                seq: self.received,
+                decided: None,
+                omitted,
             },
         );
         if status == RailStatus::Settled {
             self.settle(&req.instruction_id);
         } else if let Some(ins) = self.instrs.get_mut(&req.instruction_id) {
             ins.status = status;
+            if status == RailStatus::Failed {
+                ins.decided = Some(self.clock.now());
+            }
         }
     }
 
@@ -223,8 +348,18 @@ impl SimState {
                 }
             }
             TradeCode::Ibps | TradeCode::SameBank => {
+                let bank = super::calendar::key_of(req.trade.as_str(), &req.payee_bank);
+                let now = self.clock.now().time();
                 if self.instrs.contains_key(id) {
                     // Idempotency: answer the held status, move no money.
+                } else if self
+                    .faults
+                    .maintenance
+                    .iter()
+                    .any(|w| w.is_open(&bank, now))
+                {
+                    tracing::info!(id, bank = %bank, "rail simulator: RJ05, bank in maintenance");
+                    return (RailStatus::Failed, "RJ05".into());
                 } else if req.trade == TradeCode::Ibps && req.amount_fen >= IBPS_LIMIT_FEN {
                     self.book(req, RailStatus::Failed, "RJ03");
                 } else {
@@ -251,6 +386,23 @@ impl SimState {
 enum Action {
     Reply(Vec<u8>, u64),
     Close,
+}
+
+fn write_files(
+    dir: &std::path::Path,
+    files: &[(String, String)],
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let bytes = charset::encode(text, Charset::Gbk).map_err(std::io::Error::other)?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes.as_ref())?;
+        std::fs::rename(&tmp, &path)?;
+        out.push(path);
+    }
+    Ok(out)
 }
 
 fn lock(state: &Mutex<SimState>) -> MutexGuard<'_, SimState> {
@@ -353,6 +505,62 @@ pub struct RailSim {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    files_dir: Option<std::path::PathBuf>,
+}
+
+/// The name of the day file of `payer` for `date` (docs/protocol.md §3.2):
+/// `RAIL_{payer}_{yyyyMMdd}.txt`.
+pub fn day_file_name(payer: &str, date: chrono::NaiveDate) -> String {
+    format!("RAIL_{payer}_{}.txt", date.format("%Y%m%d"))
+}
+
+impl SimState {
+    /// The text of every payer's day file for `date` (docs/protocol.md §3.2), by file name.
+    fn day_files(&self, date: chrono::NaiveDate) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for payer in &self.payers {
+            let mut lines: Vec<(&String, &Instr)> = self
+                .instrs
+                .iter()
+                .filter(|(_, i)| {
+                    &i.payer == payer && !i.omitted && i.decided.map(|t| t.date()) == Some(date)
+                })
+                .collect();
+            lines.sort_by_key(|(_, i)| i.seq);
+            let settled: Vec<&Instr> = lines
+                .iter()
+                .map(|(_, i)| *i)
+                .filter(|i| i.status == RailStatus::Settled)
+                .collect();
+            let total: Fen = settled
+                .iter()
+                .fold(0, |acc: Fen, i| acc.saturating_add(i.amount));
+            let d = date.format("%Y%m%d");
+            let mut text = format!("H|{d}|{payer}|{}|{total}\n", lines.len());
+            for (id, i) in &lines {
+                let status = if i.status == RailStatus::Settled {
+                    "S"
+                } else {
+                    "F"
+                };
+                let time = i
+                    .decided
+                    .map(|t| t.format("%H%M%S").to_string())
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "D|{id}|{}|{status}|{}|{}|{}|R{:012}|{time}\n",
+                    i.trade.as_str(),
+                    i.reject_code,
+                    i.payee,
+                    i.amount,
+                    i.seq,
+                ));
+            }
+            text.push_str(&format!("T|{}|{}|{total}\n", lines.len(), settled.len()));
+            out.push((day_file_name(payer, date), text));
+        }
+        out
+    }
 }
 
 impl RailSim {
@@ -361,7 +569,18 @@ impl RailSim {
     ///
     /// Errors: the bind failure, or an embedded-schema failure as `io::ErrorKind::Other`.
     pub async fn start(addr: &str, faults: SimFaults) -> std::io::Result<RailSim> {
-        RailSim::start_inner(addr, faults, None).await
+        RailSim::start_inner(addr, faults, SimOptions::default(), None).await
+    }
+
+    /// As [`RailSim::start`], with a business clock, a day-file folder and payers
+    /// ([`SimOptions`]); TLS when `tls` is given.
+    pub async fn start_with(
+        addr: &str,
+        faults: SimFaults,
+        opts: SimOptions,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<RailSim> {
+        RailSim::start_inner(addr, faults, opts, tls).await
     }
 
     /// As [`RailSim::start`], serving TLS with `config` (to exercise the client's TLS path).
@@ -370,19 +589,43 @@ impl RailSim {
         faults: SimFaults,
         config: Arc<rustls::ServerConfig>,
     ) -> std::io::Result<RailSim> {
-        RailSim::start_inner(addr, faults, Some(config)).await
+        RailSim::start_inner(addr, faults, SimOptions::default(), Some(config)).await
     }
 
     async fn start_inner(
         addr: &str,
         faults: SimFaults,
+        opts: SimOptions,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> std::io::Result<RailSim> {
         let schemas = Arc::new(Schemas::load_embedded().map_err(std::io::Error::other)?);
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(SimState::new(faults)));
+        let state = Arc::new(Mutex::new(SimState::new(faults, &opts)));
+        let files_dir = opts.files_dir.clone();
+        let roll_state = Arc::clone(&state);
         let (stop, mut stopped) = watch::channel(false);
+        if let Some(dir) = files_dir.clone() {
+            let mut rs = stop.subscribe();
+            // Day roll-over: the previous day's files once the business date changes.
+            tokio::spawn(async move {
+                let mut day = lock(&roll_state).clock.now().date();
+                loop {
+                    tokio::select! {
+                        _ = rs.changed() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    let today = lock(&roll_state).clock.now().date();
+                    if today != day {
+                        let files = lock(&roll_state).day_files(day);
+                        if let Err(e) = write_files(&dir, &files) {
+                            tracing::warn!(error = %e, "rail simulator: cannot write day files");
+                        }
+                        day = today;
+                    }
+                }
+            });
+        }
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let st = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -429,7 +672,33 @@ impl RailSim {
             addr: local,
             stop,
             task,
+            files_dir,
         })
+    }
+
+    /// Writes the day file of every payer for `date` into `dir` (created if missing), each
+    /// GBK with `\n` line ends (docs/protocol.md §3.2); returns their paths.
+    ///
+    /// Errors: the folder or a file cannot be written.
+    pub fn write_day_files(
+        &self,
+        dir: &std::path::Path,
+        date: chrono::NaiveDate,
+    ) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let files = lock(&self.state).day_files(date);
+        write_files(dir, &files)
+    }
+
+    /// Every date on which the simulator decided an instruction, and today's business date.
+    pub fn dates(&self) -> std::collections::BTreeSet<chrono::NaiveDate> {
+        let st = lock(&self.state);
+        let mut d: std::collections::BTreeSet<_> = st
+            .instrs
+            .values()
+            .filter_map(|i| i.decided.map(|t| t.date()))
+            .collect();
+        d.insert(st.clock.now().date());
+        d
     }
 
     /// The address the simulator listens on.
@@ -469,7 +738,21 @@ impl RailSim {
     /// The book is dropped with the simulator (read balances first).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let dates = self.dates();
         let _ = self.task.await;
+        if let Some(dir) = &self.files_dir {
+            for date in dates {
+                let files = lock(&self.state).day_files(date);
+                if let Err(e) = write_files(dir, &files) {
+                    tracing::warn!(error = %e, "rail simulator: cannot write day files");
+                }
+            }
+        }
+    }
+
+    /// The folder the simulator writes its day files into, if any.
+    pub fn files_dir(&self) -> Option<&std::path::Path> {
+        self.files_dir.as_deref()
     }
 }
 

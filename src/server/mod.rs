@@ -85,6 +85,10 @@ pub struct Running {
     pub rail_addr: SocketAddr,
     /// The built-in rail simulator, when no external rail was configured (§4).
     pub rail_sim: Option<crate::rail::sim::RailSim>,
+    /// The business clock in use.
+    pub clock: Arc<dyn Clock>,
+    /// Maintenance windows in force (docs/protocol.md §3.1); see [`Running::reload_calendar`].
+    calendar: crate::rail::calendar::SharedCalendar,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
@@ -132,6 +136,21 @@ async fn serve_internal(shared: Arc<Shared>, listener: tokio::net::TcpListener) 
 }
 
 impl Running {
+    /// Replaces the maintenance windows in force (SIGHUP re-reads the configuration file and
+    /// calls this; docs/protocol.md §3.1). Instructions already held look at the new
+    /// calendar within 200 ms. Returns the number of windows now in force.
+    ///
+    /// Errors: a window that does not check; the calendar in force is then kept.
+    pub fn reload_calendar(
+        &self,
+        windows: &[crate::rail::calendar::WindowConfig],
+    ) -> Result<usize, String> {
+        let c = crate::rail::calendar::Calendar::from_config(windows)?;
+        let n = c.len();
+        *self.calendar.write().unwrap_or_else(|e| e.into_inner()) = c;
+        Ok(n)
+    }
+
     /// Drains: stops accepting, lets in-flight requests finish (up to `drain_ms`), stops the
     /// writer after its queue is empty, and returns when everything is durable.
     pub async fn shutdown(mut self) {
@@ -301,11 +320,20 @@ async fn start_inner(
         Arc::new(Schemas::load_embedded().map_err(|e| StartError::Schema(e.to_string()))?);
     crate::codes::check_messages(&schemas.return_codes).map_err(StartError::Schema)?;
     let clock: Arc<dyn Clock> = match &config.clock {
-        Some(s) => Arc::new(FixedClock(crate::clock::parse_fixed(s).ok_or_else(
-            || StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into()),
-        )?)),
+        Some(s) => {
+            let start = crate::clock::parse_fixed(s)
+                .ok_or_else(|| StartError::Config("clock must be yyyy-MM-ddTHH:mm:ss".into()))?;
+            match config.clock_speed {
+                Some(speed) => Arc::new(crate::clock::RunningClock::new(start, speed)),
+                None => Arc::new(FixedClock(start)),
+            }
+        }
         None => Arc::new(SystemClock::new(config.utc_offset_seconds)),
     };
+    let calendar: crate::rail::calendar::SharedCalendar = Arc::new(std::sync::RwLock::new(
+        crate::rail::calendar::Calendar::from_config(&config.rail.maintenance)
+            .map_err(StartError::Config)?,
+    ));
     let fresh = match &config.receipt_key_hex {
         Some(h) => decode_hex(h)
             .filter(|k| !k.is_empty())
@@ -345,9 +373,22 @@ async fn start_inner(
             (None, addr)
         }
         None => {
-            let sim = crate::rail::sim::RailSim::start(
+            let mut payers: Vec<String> = config
+                .tenants
+                .iter()
+                .flat_map(|t| t.master_accounts.iter().cloned())
+                .collect();
+            payers.push(config.rail.expense_account.clone());
+            let opts = crate::rail::sim::SimOptions {
+                clock: clock.clone(),
+                files_dir: Some(config.rail_files_dir()),
+                payers,
+            };
+            let sim = crate::rail::sim::RailSim::start_with(
                 "127.0.0.1:0",
                 crate::rail::sim::SimFaults::default(),
+                opts,
+                None,
             )
             .await
             .map_err(|e| StartError::Listen {
@@ -470,6 +511,12 @@ async fn start_inner(
                 first_query_ms: config.rail.first_query_ms,
                 backoff_start_ms: config.rail.backoff_start_ms,
                 backoff_max_ms: config.rail.backoff_max_ms,
+                rj05_retry_ms: config.rail.rj05_retry_ms,
+                rj05_backoff_max_ms: config.rail.rj05_backoff_max_ms,
+            },
+            maintenance: crate::rail::dispatch::Maintenance {
+                clock: shared.clock.clone(),
+                calendar: calendar.clone(),
             },
         },
         shared.schemas.clone(),
@@ -480,6 +527,8 @@ async fn start_inner(
         shared.shutdown.clone(),
     );
     let mut running = Running {
+        clock: shared.clock.clone(),
+        calendar,
         rail_addr,
         rail_sim,
         platform_addr: None,

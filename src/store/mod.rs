@@ -233,6 +233,10 @@ pub trait Store: Send + 'static {
     ) -> Result<Option<(Withdrawal, Vec<Instruction>)>, StoreError>;
     /// Every instruction not yet settled or failed (resumed after a restart), oldest first.
     fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError>;
+    /// Every instruction created on business date `date` (`yyyyMMdd`: the first 8 digits of
+    /// its `FrontSeqNo`), in the order created; for reconciliation with the rail's day file
+    /// (docs/protocol.md §3.2).
+    fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError>;
 
     /// Appends the rows of one accepted decision of `enterprise_code` (postings, entries,
     /// credits, receipts, order number, bank serial). Accounts are written by `write_accounts`.

@@ -877,6 +877,18 @@ impl PgStore {
         Ok((masters, subs, counters))
     }
 
+    /// Tenant leases currently held by live instances (docs/protocol.md §5). A tool that
+    /// books outside a gateway (`reconcile`) must find none: its writer is not fenced.
+    pub fn live_leases(&mut self) -> Result<i64, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT count(*) FROM tenant_leases WHERE expires_at > now()",
+                &[],
+            )?
+            .ok_or(StoreError::Corrupt("no count"))?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Runs a query through the statement cache (prepared once per connection).
     fn query(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let Self {
@@ -1600,6 +1612,16 @@ impl Store for PgStore {
              payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, \
              master_id FROM instructions WHERE state = 'P' ORDER BY seq";
         self.query(SQL, &[])?.iter().map(instruction_from).collect()
+    }
+
+    fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
+        const SQL: &str = "SELECT id, kind, front_seq_no, chunk_no, trade_code, payer_acct, \
+             payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, \
+             master_id FROM instructions WHERE left(front_seq_no, 8) = $1 ORDER BY seq";
+        self.query(SQL, &[&date])?
+            .iter()
+            .map(instruction_from)
+            .collect()
     }
 
     fn append(

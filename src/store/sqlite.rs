@@ -633,6 +633,19 @@ impl Store for SqliteStore {
         Ok(list)
     }
 
+    fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
+        let sql = format!(
+            "SELECT {INSTRUCTION_COLS} FROM instructions WHERE substr(front_seq_no, 1, 8) = ?1 \
+             ORDER BY rowid"
+        );
+        let list = self
+            .conn
+            .prepare(&sql)?
+            .query_map([date], instruction_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(list)
+    }
+
     fn append(
         &mut self,
         enterprise_code: &str,

@@ -160,6 +160,9 @@ impl Store for HookedStore {
     fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
         self.inner.unresolved_instructions()
     }
+    fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
+        self.inner.instructions_of_date(date)
+    }
     fn append(&mut self, e: &str, seq: Option<&str>, w: &Writes) -> Result<(), StoreError> {
         self.inner.append(e, seq, w)
     }

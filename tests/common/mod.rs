@@ -3,6 +3,7 @@
 //! independent client in `bankfep::client`.
 #![allow(dead_code)]
 
+pub mod bank;
 pub mod hooked;
 pub mod pg;
 pub mod proc;
