@@ -104,6 +104,7 @@ struct Registry {
     commit_failed: AtomicU64,
     rail_final: [AtomicU64; 2],
     receipts: [AtomicU64; 3],
+    held: AtomicI64,
 }
 
 static REG: Registry = Registry {
@@ -115,6 +116,7 @@ static REG: Registry = Registry {
     commit_failed: AtomicU64::new(0),
     rail_final: [const { AtomicU64::new(0) }; 2],
     receipts: [const { AtomicU64::new(0) }; 3],
+    held: AtomicI64::new(0),
 };
 
 /// Rail instructions the dispatcher is driving, by id, with when it took them up (for the
@@ -283,6 +285,22 @@ pub fn rail_unresolved(id: &str) -> RailGuard {
     RailGuard(id.to_string())
 }
 
+/// Counts one rail instruction held (maintenance window or `RJ05`, docs/protocol.md §3.1)
+/// until the guard drops.
+pub struct HeldGuard(());
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        REG.held.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Marks one instruction held from now until the returned guard drops.
+pub fn rail_held() -> HeldGuard {
+    REG.held.fetch_add(1, Relaxed);
+    HeldGuard(())
+}
+
 /// Counts a final rail outcome: settled or failed (docs/protocol.md §3 "Outcomes").
 pub fn rail_final(settled: bool) {
     REG.rail_final[usize::from(!settled)].fetch_add(1, Relaxed);
@@ -392,9 +410,10 @@ pub fn render(queue: Option<(usize, usize)>) -> String {
     };
     let _ = writeln!(
         o,
-        "# HELP bankfep_rail_instructions Rail instructions, by state: unresolved = being driven by the dispatcher (docs/protocol.md §3); settled and failed = final outcomes since start.\n# TYPE bankfep_rail_instructions gauge\nbankfep_rail_instructions{{state=\"unresolved\"}} {unresolved}\nbankfep_rail_instructions{{state=\"settled\"}} {}\nbankfep_rail_instructions{{state=\"failed\"}} {}",
+        "# HELP bankfep_rail_instructions Rail instructions, by state: unresolved = being driven by the dispatcher (docs/protocol.md §3); settled and failed = final outcomes since start.\n# TYPE bankfep_rail_instructions gauge\nbankfep_rail_instructions{{state=\"unresolved\"}} {unresolved}\nbankfep_rail_instructions{{state=\"settled\"}} {}\nbankfep_rail_instructions{{state=\"failed\"}} {}\nbankfep_rail_instructions{{state=\"held\"}} {}",
         REG.rail_final[0].load(Relaxed),
-        REG.rail_final[1].load(Relaxed)
+        REG.rail_final[1].load(Relaxed),
+        REG.held.load(Relaxed).max(0)
     );
     let _ = writeln!(
         o,

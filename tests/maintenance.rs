@@ -228,6 +228,14 @@ async fn window_across_midnight_from_the_configuration() {
     assert_eq!(chunk_states(&mid), ["P", "P", "P"]);
     assert_eq!(sim.paid_count(), paid_before);
     assert_eq!(balance(&mut c, &sub).await.0, "79998.00");
+    // /metrics counts them as held (at least these three; other tests of this binary may
+    // hold some too).
+    let held: i64 = bankfep::metrics::render(None)
+        .lines()
+        .find_map(|l| l.strip_prefix("bankfep_rail_instructions{state=\"held\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("held series");
+    assert!(held >= 3, "held {held}");
     let done = wait_done(&mut c, &s).await;
     assert_eq!(done.field("TranStatus").as_deref(), Some("0"));
     assert_eq!(chunk_states(&done), ["S", "S", "S"]);

@@ -291,6 +291,7 @@ impl Driver {
     async fn hold_while_closed(&self, instr: &Instruction) {
         let bank = super::calendar::bank_key(instr);
         let mut logged = false;
+        let mut _held: Option<crate::metrics::HeldGuard> = None;
         loop {
             let rj05 = {
                 let m = self.rj05_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -299,6 +300,7 @@ impl Driver {
                     .filter(|u| *u > tokio::time::Instant::now())
             };
             if let Some(until) = rj05 {
+                _held.get_or_insert_with(crate::metrics::rail_held);
                 tokio::time::sleep_until(until).await;
                 continue;
             }
@@ -315,6 +317,7 @@ impl Driver {
                 }
                 return;
             };
+            _held.get_or_insert_with(crate::metrics::rail_held);
             if !logged {
                 tracing::info!(
                     id = %instr.id, bank = %bank, until = %end,
