@@ -407,6 +407,27 @@ pub struct ReconcileOptions {
     pub expense_account: String,
 }
 
+/// The newest reconciliation in `dir` (`breaks_{yyyyMMdd}.csv` files written by
+/// `bankfep reconcile`): its date and how many breaks remained, for `/metrics`. `None` when
+/// no breaks file is there.
+pub fn latest_breaks(dir: &std::path::Path) -> Option<(String, usize)> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let date = name
+                .strip_prefix("breaks_")?
+                .strip_suffix(".csv")?
+                .to_owned();
+            (date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())).then_some(date)
+        })
+        .max()?;
+    let text = std::fs::read_to_string(dir.join(format!("breaks_{newest}.csv"))).ok()?;
+    let rows = text.lines().skip(1).filter(|l| !l.is_empty()).count();
+    Some((newest, rows))
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))

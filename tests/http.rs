@@ -184,6 +184,22 @@ async fn health_readiness_and_moving_metrics() {
     assert!(after.contains("bankfep_writer_queue_depth{lane=\"main\"}"));
     assert!(after.contains("bankfep_open_connections{link=\"platform\"}"));
     assert!(after.contains("bankfep_rail_oldest_unresolved_seconds"));
+    assert!(after.contains("bankfep_rail_instructions{state=\"held\"}"));
+    // The newest reconciliation's breaks, read from the reports `bankfep reconcile` wrote.
+    assert!(!after.contains("bankfep_reconciliation_breaks"));
+    let reports = gw.dir.path().join("reconcile");
+    std::fs::create_dir_all(&reports).expect("reconcile dir");
+    std::fs::write(reports.join("breaks_20261122.csv"), "kind,id\nshort,A\n").expect("old");
+    std::fs::write(
+        reports.join("breaks_20261123.csv"),
+        "kind,id\nlong,B\nshort,C\n",
+    )
+    .expect("new");
+    let (_, with_breaks) = get(http, "/metrics").await;
+    assert!(
+        with_breaks.contains("bankfep_reconciliation_breaks{date=\"20261123\"} 2"),
+        "{with_breaks}"
+    );
     // A body, another method, an unknown path.
     assert_eq!(get(http, "/nope").await.0, 404);
     let mut s = tokio::net::TcpStream::connect(http).await.expect("connect");

@@ -64,6 +64,9 @@ pub struct HttpCtx {
     /// Several instances on one database: `/readyz` lists the tenants this one owns
     /// (docs/protocol.md §5); `None` on an embedded store.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Where `bankfep reconcile` writes its reports (`DATA_DIR/reconcile`): `/metrics`
+    /// shows the breaks of the newest one.
+    pub reconcile_dir: Option<std::path::PathBuf>,
 }
 
 /// The HTTP listener, bound but not yet accepting.
@@ -206,11 +209,23 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
                 respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n")
             }
         }
-        "/metrics" => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            crate::metrics::render(Some(ctx.writer.queue_depth())),
-        ),
+        "/metrics" => {
+            let mut text = crate::metrics::render(Some(ctx.writer.queue_depth()));
+            if let Some((date, n)) = ctx
+                .reconcile_dir
+                .as_deref()
+                .and_then(crate::reconcile::latest_breaks)
+            {
+                text.push_str(&format!(
+                    "# HELP bankfep_reconciliation_breaks Breaks left by the newest reconciliation (docs/protocol.md §3.2), by business date.\n# TYPE bankfep_reconciliation_breaks gauge\nbankfep_reconciliation_breaks{{date=\"{date}\"}} {n}\n"
+                ));
+            }
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            )
+        }
         "/receipts/verify" => verify(ctx, peer, req.uri().query().unwrap_or("")).await,
         _ => respond(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     };

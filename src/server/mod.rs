@@ -569,6 +569,7 @@ async fn start_inner(
             limiter: Default::default(),
             shutdown: shared.shutdown.clone(),
             cluster: shared.cluster.clone(),
+            reconcile_dir: Some(config.data_dir.join("reconcile")),
         })));
     }
     listening.store(true, std::sync::atomic::Ordering::Release);
