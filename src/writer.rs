@@ -46,7 +46,14 @@ pub struct WriterConfig {
     /// Capacity of the rail-outcome lane; the dispatcher waits when it is full (default
     /// 1,024).
     pub rail_queue_max: usize,
+    /// How long a batch waits for more requests before it starts, µs (default 0; the
+    /// PostgreSQL store uses [`PG_LINGER_US`]): fewer, fuller batches where each costs
+    /// network round trips.
+    pub linger_us: u64,
 }
+
+/// The batch linger on a PostgreSQL store, µs.
+pub const PG_LINGER_US: u64 = 1000;
 
 impl Default for WriterConfig {
     fn default() -> Self {
@@ -55,6 +62,7 @@ impl Default for WriterConfig {
             queue_max: 8192,
             rail_per_batch: 64,
             rail_queue_max: 1024,
+            linger_us: 0,
         }
     }
 }
@@ -251,6 +259,7 @@ pub fn spawn(
         rail_per_batch: cfg.rail_per_batch.clamp(1, cfg.batch_max.max(1)),
         owned: std::collections::HashMap::new(),
         reserved: None,
+        linger: std::time::Duration::from_micros(cfg.linger_us),
     };
     let thread = std::thread::Builder::new()
         .name("bankfep-writer".into())
@@ -268,6 +277,8 @@ struct Writer {
     owned: std::collections::HashMap<String, i64>,
     /// Top of the identifier blocks reserved from a shared store (`Store::reserve_counters`).
     reserved: Option<crate::ledger::state::Counters>,
+    /// See [`WriterConfig::linger_us`].
+    linger: std::time::Duration,
 }
 
 /// Numbers each counter must have left before a batch starts (a request uses at most a
@@ -350,7 +361,10 @@ struct Dirty {
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Job>, mut rail_rx: mpsc::Receiver<Job>) {
         // A tiny runtime of this thread's own, only to wait on two lanes at once.
-        let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(error = %e, "writer cannot wait on its lanes; stopped");
@@ -366,6 +380,21 @@ impl Writer {
                 match rx.try_recv() {
                     Ok(j) => batch.push(j),
                     Err(_) => break,
+                }
+            }
+            // On a networked store a batch costs round trips whatever its size: wait a
+            // moment for the clients whose replies just left to send their next request.
+            // It stops early once no request came for a fifth of the linger (nothing more on
+            // its way).
+            if self.linger > std::time::Duration::ZERO && batch.len() < self.batch_max {
+                let until = tokio::time::Instant::now() + self.linger;
+                let gap = self.linger / 5;
+                while batch.len() < self.batch_max {
+                    let next = until.min(tokio::time::Instant::now() + gap);
+                    match rt.block_on(async { tokio::time::timeout_at(next, rx.recv()).await }) {
+                        Ok(Some(j)) => batch.push(j),
+                        _ => break,
+                    }
                 }
             }
             while batch.len() < self.batch_max && rails < self.rail_per_batch {

@@ -428,6 +428,10 @@ async fn start_inner(
             "stored ledger is inconsistent: {v}"
         )));
     }
+    let mut writer_config = config.writer();
+    if config.database_url.is_some() {
+        writer_config.linger_us = writer::PG_LINGER_US;
+    }
     let (writer, writer_thread) = writer::spawn(
         store,
         state,
@@ -441,7 +445,7 @@ async fn start_inner(
             resume: Some(resume_tx),
             cluster_owner: cluster_id.clone(),
         },
-        config.writer(),
+        writer_config,
     )
     .map_err(|e| StartError::Config(format!("writer thread: {e}")))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
