@@ -87,6 +87,12 @@ enum Cmd {
         /// The gateway's pid: report its CPU time per transfer (from /proc/PID/stat).
         #[arg(long)]
         gateway_pid: Option<u32>,
+        /// Enterprise code (tenant) of the load.
+        #[arg(long, default_value = bankfep::config::DEMO_ENTERPRISE)]
+        enterprise: String,
+        /// Master account the load's sub-accounts are opened under.
+        #[arg(long, default_value = bankfep::config::DEMO_MASTER_ACCOUNT)]
+        master_account: String,
         /// Connect to --addr over TLS, trusting this CA (PEM).
         #[arg(long)]
         tls_ca: Option<PathBuf>,
@@ -448,6 +454,8 @@ async fn run(cmd: Cmd) -> ExitCode {
             connections,
             requests,
             gateway_pid,
+            enterprise,
+            master_account,
             tls_ca,
             tls_cert,
             tls_key,
@@ -474,8 +482,8 @@ async fn run(cmd: Cmd) -> ExitCode {
                 gateway_pid,
                 platform_addr: addr,
                 core_addr,
-                enterprise: bankfep::config::DEMO_ENTERPRISE.into(),
-                master_account: bankfep::config::DEMO_MASTER_ACCOUNT.into(),
+                enterprise,
+                master_account,
                 connections,
                 requests_per_connection: requests,
                 duration_ms: None,
