@@ -737,3 +737,64 @@ fn http_bytes(body: &[u8]) -> Vec<u8> {
     v.extend_from_slice(body);
     v
 }
+
+/// More than 10,000 detail rows in the range: DLSUBDTL and DLEDDRSQ answer `DLF9993` (ask
+/// for a shorter range); DLSTRNDT pages through them; exactly 10,000 is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_10000_rows_is_a_shorter_range() {
+    let (gw, c) = gw("citic-10000").await;
+    let mut a = gw.client().await;
+    let s1 = open_sub(&mut a, "M301", "张三").await;
+    // 10,000 credits over four core connections.
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let addr = gw.core.clone();
+        let sub = s1.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut core = bankfep::client::CoreClient::connect(&addr, None, 10_000)
+                .await
+                .expect("core connect");
+            for i in 0..2_500 {
+                fund(&mut core, &format!("BIG{k}-{i:05}"), &sub, 1).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("funding task");
+    }
+    let range = [
+        ("subAccNo", s1.as_str()),
+        ("startDate", "20261123"),
+        ("endDate", "20261123"),
+    ];
+    let t = c.call("DLSUBDTL", &range).await;
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"));
+    assert_eq!(t.matches("<row>").count(), 10_000);
+    let mut core = gw.core_client().await;
+    fund(&mut core, "BIG-LAST", &s1, 1).await;
+    assert_eq!(c.status("DLSUBDTL", &range).await, "DLF9993");
+    let page = [
+        ("accNo", s1.as_str()),
+        ("startDate", "20261123"),
+        ("endDate", "20261123"),
+        ("startNo", "1"),
+        ("pageSize", "20"),
+    ];
+    assert_eq!(c.status("DLEDDRSQ", &page).await, "DLF9993");
+    let t = c
+        .call(
+            "DLSTRNDT",
+            &[
+                ("accountNo", MASTER),
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("startRecord", "10001"),
+                ("pageNumber", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "totalRecords").as_deref(), Some("10001"), "{t}");
+    assert_eq!(field(&t, "returnRecords").as_deref(), Some("1"));
+    assert_eq!(field(&t, "ACCBAL").as_deref(), Some("100.01"));
+}
