@@ -361,6 +361,28 @@ async fn close_and_withdraw_refusals() {
 #[tokio::test]
 async fn fixtures_replay_byte_for_byte() {
     let (gw, c) = gw("citic-fixtures").await;
+    replay_fixtures(&gw, &c).await;
+}
+
+/// The same replay on the PostgreSQL store (a schema of its own; skipped without a server
+/// unless `BANKFEP_REQUIRE_POSTGRES=1`): the same bytes, the detail and receipt queries
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_replay_byte_for_byte_on_postgres() {
+    let Some(db) = common::pg::PgDb::new("pg_citic_fixtures") else {
+        return;
+    };
+    let mut cfg = test_config(temp_dir("citic-fixtures-pg"));
+    cfg.database_url = Some(db.url.clone());
+    let gw = start_with(cfg).await;
+    let c = Citic {
+        addr: gw.running.citic_addr.expect("citic addr").to_string(),
+    };
+    replay_fixtures(&gw, &c).await;
+    gw.running.shutdown().await;
+}
+
+async fn replay_fixtures(gw: &Gw, c: &Citic) {
     let mut a = gw.client().await;
     let mut core = gw.core_client().await;
     let s1 = open_sub(&mut a, "M001", "张三").await;
