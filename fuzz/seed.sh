@@ -3,13 +3,14 @@
 #   a001_frame  - every platform-link request.bin (A001 header + body), as is
 #   xml_body    - the body part (bytes after the 222-byte header) of those requests
 #   notice_6920 - every bank-core request.bin (8-digit prefix + 6920 record), as is
+#   citic_request - every CITIC request body fixtures/citic/*.req, as is
 #   rail_reply  - valid §3 replies and requests made with rail::wire::encode_reply /
 #                 encode_request (examples/mkseeds.rs), raw and prefixed
 # Idempotent: files are named after their fixture, so re-running overwrites them.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=..
-mkdir -p corpus/a001_frame corpus/xml_body corpus/notice_6920 corpus/rail_reply
+mkdir -p corpus/a001_frame corpus/xml_body corpus/notice_6920 corpus/rail_reply corpus/citic_request
 
 for req in "$root"/fixtures/*/*/request.bin; do
     dir=$(dirname "$req")
@@ -32,8 +33,12 @@ for req in "$root"/fixtures/*/*/request.bin; do
     esac
 done
 
+for req in "$root"/fixtures/citic/*.req; do
+    cp "$req" "corpus/citic_request/$(basename "$req" .req)"
+done
+
 cargo run --quiet --release --example mkseeds -- corpus/rail_reply
 
-for t in a001_frame xml_body notice_6920 rail_reply; do
+for t in a001_frame xml_body notice_6920 rail_reply citic_request; do
     echo "$t: $(find "corpus/$t" -type f | wc -l) seeds"
 done

@@ -283,6 +283,9 @@ pub struct Config {
     pub log_requests: bool,
     /// The bank's name at the top of a printed e-receipt (docs/protocol.md §6).
     pub bank_name: String,
+    /// The branch name the CITIC dialect writes in DLSUBDTL `MNGNODE` (docs/citic.md;
+    /// default `bankfep`).
+    pub citic_branch_name: String,
 }
 
 impl Default for Config {
@@ -314,6 +317,7 @@ impl Default for Config {
             http_addr: Some("127.0.0.1:7080".into()),
             log_requests: true,
             bank_name: "示范银行 Demo Bank".into(),
+            citic_branch_name: "bankfep".into(),
         }
     }
 }

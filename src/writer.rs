@@ -120,6 +120,17 @@ pub trait DialectReply: Send + Sync + std::fmt::Debug {
     /// `true` when the request is recorded for idempotency under (enterprise, serial);
     /// queries of some dialects are not.
     fn records(&self) -> bool;
+    /// After a successful [`Self::prepare`] and before the decision: reads, inside the
+    /// batch's transaction, what the reply needs beyond [`Facts`] (detail or receipt ranges
+    /// of the dialect's own shape) and keeps it for [`Self::encode`]. Default: nothing.
+    fn read(
+        &self,
+        _store: &mut dyn Store,
+        _state: &LedgerState,
+        _enterprise: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A work item for the writer.
@@ -983,6 +994,7 @@ impl Writer {
         let (d, facts) = match dialect.prepare(&mut cmd, &self.state, &p.enterprise) {
             Ok(()) => {
                 let facts = self.prefetch(&p.enterprise, &cmd)?;
+                dialect.read(self.store.as_mut(), &self.state, &p.enterprise)?;
                 let Some(d) = self.decide_safely(&cmd, &facts, &p.enterprise, &p.serial, stamp)
                 else {
                     return Ok(dialect.refusal(ReturnCode::Internal));

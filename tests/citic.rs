@@ -361,6 +361,28 @@ async fn close_and_withdraw_refusals() {
 #[tokio::test]
 async fn fixtures_replay_byte_for_byte() {
     let (gw, c) = gw("citic-fixtures").await;
+    replay_fixtures(&gw, &c).await;
+}
+
+/// The same replay on the PostgreSQL store (a schema of its own; skipped without a server
+/// unless `BANKFEP_REQUIRE_POSTGRES=1`): the same bytes, the detail and receipt queries
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_replay_byte_for_byte_on_postgres() {
+    let Some(db) = common::pg::PgDb::new("pg_citic_fixtures") else {
+        return;
+    };
+    let mut cfg = test_config(temp_dir("citic-fixtures-pg"));
+    cfg.database_url = Some(db.url.clone());
+    let gw = start_with(cfg).await;
+    let c = Citic {
+        addr: gw.running.citic_addr.expect("citic addr").to_string(),
+    };
+    replay_fixtures(&gw, &c).await;
+    gw.running.shutdown().await;
+}
+
+async fn replay_fixtures(gw: &Gw, c: &Citic) {
     let mut a = gw.client().await;
     let mut core = gw.core_client().await;
     let s1 = open_sub(&mut a, "M001", "张三").await;
@@ -399,4 +421,402 @@ async fn fixtures_replay_byte_for_byte() {
         }
     }
     gw.assert_invariants().await;
+}
+
+/// The account bound in the flow tests (another bank).
+const BOUND: &str = "6217000000000000042";
+
+/// Binds `BOUND` to `sub` over A001 6240/6241 (another bank), reading the verification
+/// amount the member received from the built-in rail simulator.
+async fn bind(
+    gw: &Gw,
+    a: &mut bankfep::client::PlatformClient,
+    sub: &str,
+    member: &str,
+    name: &str,
+) {
+    let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
+    let before = sim.balance(BOUND);
+    let r = call(
+        a,
+        "6240",
+        &[
+            ("SubAcctNo", sub),
+            ("TranNetMemberCode", member),
+            ("MemberName", name),
+            ("MemberAcctNo", BOUND),
+            ("BankType", "2"),
+            ("AcctOpenBranchName", "中国工商银行北京分行"),
+            ("EiconBankBranchId", "102100099996"),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let mut amount = 0;
+    for _ in 0..200 {
+        amount = sim.balance(BOUND) - before;
+        if amount > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!((1..=50).contains(&amount), "verification amount {amount}");
+    let r = call(
+        a,
+        "6241",
+        &[
+            ("SubAcctNo", sub),
+            ("TakeCashAcctNo", BOUND),
+            ("AuthAmt", &format_fen(amount)),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
+}
+
+/// Polls DLCIDSTT for `client_id` until `stt` is no longer 2; returns the reply.
+async fn wait_stt(c: &Citic, client_id: &str, action: &str) -> String {
+    for _ in 0..600 {
+        let t = c
+            .call("DLCIDSTT", &[("clientID", client_id), ("type", action)])
+            .await;
+        assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+        if field(&t, "stt").as_deref() != Some("2") {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{client_id} did not resolve");
+}
+
+/// A DLINTSUB row paying from `sub` to `acct`.
+fn intsub_row(id: &str, pay_type: &str, sub: &str, acct: &str, amt: &str) -> String {
+    format!(
+        "<row><clientID>{id}</clientID><preFlg>0</preFlg><payType>{pay_type}</payType>\
+         <payFlg>1</payFlg><mainAccNo>{MASTER}</mainAccNo><payAccountNo>{sub}</payAccountNo>\
+         <recAccountNo>{acct}</recAccountNo><recAccountName>张三</recAccountName>\
+         <recOpenBankCode>102100099996</recOpenBankCode><tranAmount>{amt}</tranAmount></row>"
+    )
+}
+
+/// A DLINTSUB request body with `rows`.
+fn intsub(rows: &[String]) -> Vec<u8> {
+    gbk(&format!(
+        "{DECL}<stream><action>DLINTSUB</action><userName>{USER}</userName>\
+         <list name=\"userDataList\">{}</list></stream>",
+        rows.concat()
+    ))
+}
+
+/// Binding over A001, then withdrawals through DLFNDOUT (B) and DLINTSUB (G), each followed
+/// with DLCIDSTT until `stt 0`; the money is checked through both dialects' balance and
+/// detail queries, and the e-receipts through DLEDDRSQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_over_a001_then_withdraw_and_follow_to_done() {
+    let (gw, c) = gw("citic-flow").await;
+    let mut a = gw.client().await;
+    let mut core = gw.core_client().await;
+    let s1 = open_sub(&mut a, "M201", "张三").await;
+    fund(&mut core, "BS0201", &s1, 100_000).await;
+    bind(&gw, &mut a, &s1, "M201", "张三").await;
+    // DLFNDOUT: AAAAAAE and hostNo, then DLCIDSTT until done.
+    let w = [
+        ("clientID", "FLOW-W1"),
+        ("accountNo", s1.as_str()),
+        ("recvAccNo", BOUND),
+        ("recvAccNm", "张三"),
+        ("sameBank", "0"),
+        ("recvTgfi", "102100099996"),
+        ("tranAmt", "100.00"),
+        ("memo", "提现"),
+    ];
+    let t = c.call("DLFNDOUT", &w).await;
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAE"), "{t}");
+    let host_no = field(&t, "hostNo").expect("hostNo");
+    assert!(!host_no.is_empty());
+    // Replay: the same bytes; the money left at once.
+    assert_eq!(c.call("DLFNDOUT", &w).await, t);
+    assert_eq!(balance(&mut a, &s1).await.0, "900.00");
+    let done = wait_stt(&c, "FLOW-W1", "DLFNDOUT").await;
+    assert!(
+        done.contains("<row><stt>0</stt><status>AAAAAAA</status>"),
+        "{done}"
+    );
+    let sim = gw.running.rail_sim.as_ref().expect("sim");
+    assert_eq!(sim.balance(MASTER), -10_000, "the rail paid 100.00");
+    // DLINTSUB: an accepted row, an enterprise-internal one (DLF9993) and a wrong account
+    // (DLE0005), in request order; each recorded under its clientID.
+    let rows = [
+        intsub_row("FLOW-I1", "1", &s1, BOUND, "50"),
+        intsub_row("FLOW-I2", "3", &s1, BOUND, "1.00"),
+        intsub_row("FLOW-I3", "1", &s1, "6217000000000000999", "2.00"),
+    ];
+    let (_, _, body) = http(&c.addr, "POST", &intsub(&rows)).await;
+    let t = text(&body);
+    assert!(t.starts_with(DECL));
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+    assert_eq!(field(&t, "sucTotalNum").as_deref(), Some("1"));
+    assert_eq!(field(&t, "sucTotalAmt").as_deref(), Some("50.00"));
+    assert_eq!(field(&t, "errTotalNum").as_deref(), Some("2"));
+    assert_eq!(field(&t, "errTotalAmt").as_deref(), Some("3.00"));
+    let i1 = t.find("<clientID>FLOW-I1</clientID><status>AAAAAAE</status>");
+    let i2 = t.find("<clientID>FLOW-I2</clientID><status>DLF9993</status>");
+    let i3 = t.find("<clientID>FLOW-I3</clientID><status>DLE0005</status>");
+    assert!(i1 < i2 && i2 < i3 && i1.is_some(), "{t}");
+    assert!(
+        t.find("<errTotalAmt>") < t.find("<status>")
+            && t.find("<statusText>") < t.find("<sucTotalAmt>"),
+        "ASCII order: {t}"
+    );
+    // The same request again: the same bytes, nothing paid twice.
+    let (_, _, again) = http(&c.addr, "POST", &intsub(&rows)).await;
+    assert_eq!(text(&again), t);
+    // A changed row under a used clientID: DLF9962 in its row only.
+    let changed = [intsub_row("FLOW-I1", "1", &s1, BOUND, "51.00")];
+    let (_, _, b) = http(&c.addr, "POST", &intsub(&changed)).await;
+    assert!(
+        text(&b).contains("<clientID>FLOW-I1</clientID><status>DLF9962</status>"),
+        "{}",
+        text(&b)
+    );
+    let done = wait_stt(&c, "FLOW-I1", "DLINTSUB").await;
+    assert!(
+        done.contains("<stt>0</stt><status>AAAAAAA</status>"),
+        "{done}"
+    );
+    let t = c.call("DLCIDSTT", &[("clientID", "FLOW-I2")]).await;
+    assert!(t.contains("<stt>1</stt><status>DLF9993</status>"), "{t}");
+    let t = c.call("DLCIDSTT", &[("clientID", "FLOW-I3")]).await;
+    assert!(t.contains("<stt>1</stt><status>DLE0005</status>"), "{t}");
+    assert_eq!(sim.balance(MASTER), -15_000);
+    // Both dialects' balances: 1,000.00 - 100.00 - 50.00.
+    assert_eq!(balance(&mut a, &s1).await.0, "850.00");
+    let t = c.call("DLSUBBAL", &[("subAccNo", &s1)]).await;
+    assert_eq!(field(&t, "balance").as_deref(), Some("850.00"), "{t}");
+    // Details through DLSUBDTL: credit, withdrawal, withdrawal, in booking order, with
+    // the bound account's holder and branch as the other party of a withdrawal.
+    let t = c
+        .call(
+            "DLSUBDTL",
+            &[
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("controlFlag", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+    let rows: Vec<&str> = t.split("<row>").skip(1).collect();
+    assert_eq!(rows.len(), 3, "{t}");
+    assert_eq!(field(rows[0], "CDFG").as_deref(), Some("C"));
+    assert_eq!(field(rows[0], "TRANAMT").as_deref(), Some("1000.00"));
+    assert_eq!(field(rows[0], "TRANTYPE").as_deref(), Some("04"));
+    assert_eq!(field(rows[1], "CDFG").as_deref(), Some("D"));
+    assert_eq!(field(rows[1], "ACCBAL").as_deref(), Some("900.00"));
+    assert_eq!(field(rows[1], "TRANNO").as_deref(), Some(host_no.as_str()));
+    assert_eq!(field(rows[1], "OTHERACCNO").as_deref(), Some(BOUND));
+    assert_eq!(field(rows[1], "OTHERACCNAME").as_deref(), Some("张三"));
+    assert_eq!(
+        field(rows[1], "OPENACCNAME").as_deref(),
+        Some("中国工商银行北京分行")
+    );
+    assert_eq!(field(rows[1], "MEMO").as_deref(), Some("提现"));
+    assert_eq!(field(rows[1], "MIXNO").as_deref(), Some("1"));
+    let time = field(rows[1], "TRANTIME").expect("TRANTIME with controlFlag 1");
+    assert!(
+        time.len() == 8 && time.as_bytes()[2] == b':' && time.as_bytes()[5] == b':',
+        "{time}"
+    );
+    assert_eq!(field(rows[2], "ACCBAL").as_deref(), Some("850.00"));
+    // DLSTRNDT: page of 2 from row 2, totals.
+    let t = c
+        .call(
+            "DLSTRNDT",
+            &[
+                ("accountNo", MASTER),
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("startRecord", "2"),
+                ("pageNumber", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "returnRecords").as_deref(), Some("2"), "{t}");
+    assert_eq!(field(&t, "totalRecords").as_deref(), Some("3"));
+    assert_eq!(field(&t, "HOSTFLW").as_deref(), Some(host_no.as_str()));
+    let time = field(&t, "TRANTIME").expect("TRANTIME");
+    assert!(
+        time.len() == 6 && time.bytes().all(|b| b.is_ascii_digit()),
+        "{time}"
+    );
+    // DLEDDRSQ: the receipts of the sub-account, its own side, the 6142 verification code.
+    let t = c
+        .call(
+            "DLEDDRSQ",
+            &[
+                ("accNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("startNo", "1"),
+                ("pageSize", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+    let total: usize = field(&t, "totalCount")
+        .and_then(|n| n.parse().ok())
+        .expect("totalCount");
+    assert!(total >= 1, "{t}");
+    let r = call(&mut a, "6142", &[("FrontSeqNo", &host_no)]).await;
+    if r.return_code() == "000000" {
+        let code = r.field("CheckCode").expect("CheckCode");
+        assert!(t.contains(&format!("<checkCode>{code}</checkCode>")), "{t}");
+        assert!(
+            t.contains(&format!("<transeqNo>{host_no}</transeqNo>")),
+            "{t}"
+        );
+    }
+    // One row a page from the second receipt on.
+    let t2 = c
+        .call(
+            "DLEDDRSQ",
+            &[
+                ("accNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("startNo", "2"),
+                ("pageSize", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(t2.matches("<row>").count(), usize::from(total >= 2), "{t2}");
+    gw.assert_invariants().await;
+}
+
+/// `limits.connections_per_peer_max` holds on the CITIC listener: with 2, a third open
+/// connection from 127.0.0.1 is closed without a byte, while a connection from 127.0.0.2 is
+/// served; once one closes, 127.0.0.1 is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_take_every_citic_connection() {
+    let mut cfg = test_config(temp_dir("citic-peercap"));
+    cfg.limits.connections_per_peer_max = 2;
+    let gw = start_with(cfg).await;
+    let addr = gw.running.citic_addr.expect("citic addr").to_string();
+    let c = Citic { addr: addr.clone() };
+    let first = tokio::net::TcpStream::connect(&addr).await.expect("first");
+    let second = tokio::net::TcpStream::connect(&addr).await.expect("second");
+    // Let the server accept both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(&addr).await.expect("third");
+    let _ = third
+        .write_all(&http_bytes(&req("DLSUBBAL", &[("subAccNo", "1")])))
+        .await;
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection from one address is closed");
+    // Another address is served.
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut other = sock
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect from 127.0.0.2");
+    other
+        .write_all(&http_bytes(&req("DLSUBBAL", &[("subAccNo", "1")])))
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), other.read_to_end(&mut out))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(
+        text(&out).contains("<status>DLE0001</status>"),
+        "{}",
+        text(&out)
+    );
+    // A place freed is a place again.
+    drop(first);
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.status("DLSUBBAL", &[("subAccNo", "1")]).await, "DLE0001");
+}
+
+/// A whole HTTP/1.1 request (head and body) that closes the connection after the reply.
+fn http_bytes(body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "POST / HTTP/1.1\r\nHost: bank\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// More than 10,000 detail rows in the range: DLSUBDTL and DLEDDRSQ answer `DLF9993` (ask
+/// for a shorter range); DLSTRNDT pages through them; exactly 10,000 is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_10000_rows_is_a_shorter_range() {
+    let (gw, c) = gw("citic-10000").await;
+    let mut a = gw.client().await;
+    let s1 = open_sub(&mut a, "M301", "张三").await;
+    // 10,000 credits over four core connections.
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let addr = gw.core.clone();
+        let sub = s1.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut core = bankfep::client::CoreClient::connect(&addr, None, 10_000)
+                .await
+                .expect("core connect");
+            for i in 0..2_500 {
+                fund(&mut core, &format!("BIG{k}-{i:05}"), &sub, 1).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("funding task");
+    }
+    let range = [
+        ("subAccNo", s1.as_str()),
+        ("startDate", "20261123"),
+        ("endDate", "20261123"),
+    ];
+    let t = c.call("DLSUBDTL", &range).await;
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"));
+    assert_eq!(t.matches("<row>").count(), 10_000);
+    let mut core = gw.core_client().await;
+    fund(&mut core, "BIG-LAST", &s1, 1).await;
+    assert_eq!(c.status("DLSUBDTL", &range).await, "DLF9993");
+    let page = [
+        ("accNo", s1.as_str()),
+        ("startDate", "20261123"),
+        ("endDate", "20261123"),
+        ("startNo", "1"),
+        ("pageSize", "20"),
+    ];
+    assert_eq!(c.status("DLEDDRSQ", &page).await, "DLF9993");
+    let t = c
+        .call(
+            "DLSTRNDT",
+            &[
+                ("accountNo", MASTER),
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("startRecord", "10001"),
+                ("pageNumber", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "totalRecords").as_deref(), Some("10001"), "{t}");
+    assert_eq!(field(&t, "returnRecords").as_deref(), Some("1"));
+    assert_eq!(field(&t, "ACCBAL").as_deref(), Some("100.01"));
 }

@@ -502,6 +502,122 @@ proptest! {
     }
 }
 
+// ---- CITIC request decoder (docs/citic.md) ---------------------------------------------
+
+/// Every `fixtures/citic/*.req` body.
+fn citic_fixtures() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/citic");
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixtures/citic")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "req"))
+        .collect();
+    out.sort();
+    out.iter()
+        .map(|p| std::fs::read(p).expect("fixture"))
+        .collect()
+}
+
+/// A CITIC fixture body with 1–5 bytes overwritten, or cut, or doubled.
+fn citic_mutated() -> impl Strategy<Value = Vec<u8>> {
+    let all = citic_fixtures();
+    (
+        0..all.len(),
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        0u8..3,
+    )
+        .prop_map(move |(i, edits, how)| {
+            let mut b = all[i].clone();
+            match how {
+                0 => {
+                    for (at, v) in edits {
+                        let n = b.len();
+                        b[at % n] = v;
+                    }
+                }
+                1 => b.truncate(edits[0].0 % b.len()),
+                _ => b.extend_from_slice(&all[i]),
+            }
+            b
+        })
+}
+
+/// A `<stream>` document with a served action (or a stray one), field names of the CITIC
+/// schemas with hostile values, and maybe a `userDataList` of rows.
+fn citic_structured() -> impl Strategy<Value = String> {
+    let actions: Vec<&str> = bankfep::dialect::citic::SERVED.to_vec();
+    let names: Vec<String> = bankfep::dialect::citic::load_schemas()
+        .expect("CITIC schemas")
+        .values()
+        .flat_map(|s| s.request.iter().map(|f| f.name.clone()))
+        .collect();
+    let value = prop_oneof![
+        gbk_text(24),
+        "[0-9]{0,20}",
+        "-?[0-9]{0,14}(\\.[0-9]{0,3})?",
+        Just(String::new()),
+        xmlish(),
+    ];
+    let field = (proptest::sample::select(names), value);
+    (
+        proptest::sample::select(actions),
+        proptest::collection::vec(field.clone(), 0..16),
+        proptest::option::of(proptest::collection::vec(
+            proptest::collection::vec(field, 0..16),
+            0..4,
+        )),
+    )
+        .prop_map(|(action, fields, rows)| {
+            let mut s = format!(
+                "<?xml version=\"1.0\" encoding=\"GBK\"?><stream><action>{action}</action><userName>U</userName>"
+            );
+            for (k, v) in fields {
+                s.push_str(&format!("<{k}>{v}</{k}>"));
+            }
+            if let Some(rows) = rows {
+                s.push_str("<list name=\"userDataList\">");
+                for row in rows {
+                    s.push_str("<row>");
+                    for (k, v) in row {
+                        s.push_str(&format!("<{k}>{v}</{k}>"));
+                    }
+                    s.push_str("</row>");
+                }
+                s.push_str("</list>");
+            }
+            s.push_str("</stream>");
+            s
+        })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The CITIC decoder chain (`fuzz::citic_request`) never panics on arbitrary bytes.
+    #[test]
+    fn citic_arbitrary_bytes_never_panic(data in bytes(600)) {
+        fuzz::citic_request(schemas(), &data);
+    }
+
+    /// ... nor on mutated, cut or doubled fixture bodies.
+    #[test]
+    fn citic_mutated_fixtures_never_panic(data in citic_mutated()) {
+        fuzz::citic_request(schemas(), &data);
+    }
+
+    /// ... nor on well-formed documents of served actions with hostile values and rows;
+    /// and the decoder reads back the action it was given.
+    #[test]
+    fn citic_structured_requests_never_panic(text in citic_structured()) {
+        let Ok(gbk) = charset::encode(&text, Charset::Gbk) else { return Ok(()) };
+        fuzz::citic_request(schemas(), &gbk);
+        if let Ok(req) = bankfep::dialect::citic::envelope::decode(&gbk, &XmlLimits::default()) {
+            prop_assert!(bankfep::dialect::citic::SERVED.contains(&req.action.as_str()));
+        }
+    }
+}
+
 // ---- fuzz/regressions replay ------------------------------------------------------------
 
 /// Every file under `fuzz/regressions/<target>/` goes through the harness of `<target>`

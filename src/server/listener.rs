@@ -120,15 +120,17 @@ static HANDSHAKE_FAILED: LogGate = LogGate::new(1_000);
 
 /// Counts open connections per peer IP; the guard gives the place back on drop.
 #[derive(Default)]
-struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
+pub(crate) struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
 
-struct PeerGuard {
+/// A place taken in [`PeerCounts`], given back on drop.
+pub(crate) struct PeerGuard {
     counts: Arc<PeerCounts>,
     ip: IpAddr,
 }
 
 impl PeerCounts {
-    fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PeerGuard> {
+    /// A place for `ip` if it holds fewer than `max`.
+    pub(crate) fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PeerGuard> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= max {

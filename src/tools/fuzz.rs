@@ -19,8 +19,10 @@ use tokio_util::codec::Decoder;
 use crate::codec::charset::{self, Charset};
 use crate::codec::fixed::{decode_record, encode_record, FixedKind, FixedValue};
 use crate::codec::request::{validate_request, Value, AMOUNT_INT_DIGITS_MAX};
+use crate::codec::schema::TxSchema;
 use crate::codec::schema::{FieldKind, Schemas};
-use crate::codec::xml::{parse_body, XmlLimits};
+use crate::codec::xml::{parse_body, XmlBody, XmlLimits};
+use crate::dialect::citic;
 use crate::msg;
 use crate::rail::wire::{
     decode_reply, decode_request, encode_reply, encode_request, is_instruction_id, is_reject_code,
@@ -29,9 +31,17 @@ use crate::rail::wire::{
 use crate::server::core_link::{parse_notice, CORE_RECORD_MAX};
 use crate::wire::a001::{check_request_header, A001Codec, HEADER_LEN};
 use crate::wire::prefixed::{PrefixedCodec, RECORD_MAX_DEFAULT};
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Names of the harnesses (= cargo-fuzz targets = folders under `fuzz/regressions/`).
-pub const TARGETS: [&str; 4] = ["a001_frame", "xml_body", "notice_6920", "rail_reply"];
+pub const TARGETS: [&str; 5] = [
+    "a001_frame",
+    "xml_body",
+    "notice_6920",
+    "rail_reply",
+    "citic_request",
+];
 
 /// Body cap used by the `a001_frame` harness (1 MiB, the §1.1 default).
 pub const A001_BODY_MAX: usize = 1 << 20;
@@ -43,6 +53,7 @@ pub fn run(target: &str, s: &Schemas, data: &[u8]) -> bool {
         "xml_body" => xml_body(s, data),
         "notice_6920" => notice_6920(s, data),
         "rail_reply" => rail_reply(s, data),
+        "citic_request" => citic_request(s, data),
         _ => return false,
     }
     true
@@ -161,6 +172,89 @@ fn body_chain(s: &Schemas, text: &str, cs: Charset) {
             cmd.is_some(),
             msg::SERVED.contains(&code.as_str()),
             "{code}: to_command disagrees with SERVED"
+        );
+    }
+}
+
+/// The CITIC listener's request decoder (docs/citic.md): `data` as an HTTP body through
+/// [`citic::envelope::decode`] (the listener's default XML limits), then, for a served
+/// action, [`citic::validate`] against `schemas/citic/<ACTION>.toml` (DLINTSUB: each row of
+/// every list), [`citic::check_fields`] and [`citic::to_command`]. Checks besides "no
+/// panic": `action` and `userName` are the first such fields of the document; validated
+/// values have their spec's kind and bounds; required fields are present; a command is
+/// recorded (has a store key) exactly when its action moves money; an error reply built for
+/// the request starts with the GBK declaration.
+pub fn citic_request(s: &Schemas, data: &[u8]) {
+    static ACTIONS: OnceLock<HashMap<String, TxSchema>> = OnceLock::new();
+    let actions =
+        ACTIONS.get_or_init(|| citic::load_schemas().expect("embedded CITIC schemas load"));
+    let Ok(req) = citic::envelope::decode(data, &XmlLimits::default()) else {
+        return;
+    };
+    let first = |n: &str| {
+        req.body
+            .fields
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    assert_eq!(req.action, first("action"), "action is the first <action>");
+    assert_eq!(
+        req.user_name,
+        first("userName"),
+        "userName is the first <userName>"
+    );
+    static SHARED: OnceLock<std::sync::Arc<Schemas>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| std::sync::Arc::new(s.clone()));
+    let reply = citic::error_reply(shared, crate::codes::ReturnCode::Malformed);
+    assert!(reply
+        .body
+        .starts_with(citic::envelope::DECLARATION.as_bytes()));
+    let Some(action) = citic::served(&req.action) else {
+        return;
+    };
+    let schema = actions
+        .get(action)
+        .unwrap_or_else(|| panic!("{action}: served without a schema"));
+    let bodies: Vec<XmlBody> = if action == "DLINTSUB" {
+        req.body
+            .lists
+            .iter()
+            .flat_map(|(_, rows)| rows.iter())
+            .map(|row| XmlBody {
+                fields: row.clone(),
+                lists: Vec::new(),
+            })
+            .collect()
+    } else {
+        vec![req.body.clone()]
+    };
+    for body in &bodies {
+        let Ok(fields) = citic::validate(schema, body) else {
+            continue;
+        };
+        for (name, value) in fields.iter() {
+            let spec = schema
+                .request
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("{action}: validated field {name} not in the schema"));
+            check_value(action, name, spec.kind, spec.max_bytes, value, Charset::Gbk);
+        }
+        for spec in schema.request.iter().filter(|f| f.required) {
+            assert!(
+                fields.get(&spec.name).is_some(),
+                "{action}: required {} absent after validation",
+                spec.name
+            );
+        }
+        let _ = citic::check_fields(action, &fields);
+        let p = citic::to_command(action, &fields, shared.clone(), 20_261_123, "bankfep");
+        assert_eq!(
+            !p.serial.is_empty(),
+            citic::MONEY_MOVING.contains(&action),
+            "{action}: recorded exactly when money-moving"
         );
     }
 }

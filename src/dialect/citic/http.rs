@@ -1,7 +1,7 @@
 //! The CITIC listener: HTTP/1.1 POST on `citic_addr` (docs/citic.md "Transport"), hyper 1.
 //!
-//! Limits, the A001 link's own: at most `limits.connections_max` open connections (more are
-//! closed at once), request head within `limits.frame_deadline_ms`, the whole body within
+//! Limits, the A001 link's own: at most `limits.connections_max` open connections, and at
+//! most `limits.connections_per_peer_max` from one peer IP address (more are closed at once), request head within `limits.frame_deadline_ms`, the whole body within
 //! the same deadline, at most `limits.body_bytes_max` body bytes (`413` with a `DLF9977`
 //! reply), XML depth and element caps, no DTDs. A method other than POST gets `405` with a
 //! `DLF9977` reply; every other answer is HTTP 200 with the XML reply.
@@ -21,11 +21,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{envelope, error_reply, served, to_command, validate};
+use super::{check_fields, envelope, error_reply, served, to_command, validate};
 use crate::clock::Stamp;
 use crate::codec::schema::TxSchema;
 use crate::codec::xml::XmlLimits;
 use crate::codes::ReturnCode;
+use crate::money::format_fen;
+use crate::server::listener::PeerCounts;
 use crate::server::{Shared, StartError};
 use crate::writer::{Job, PlatformJob};
 
@@ -75,6 +77,7 @@ pub async fn open(addr: &str) -> Result<Bound, StartError> {
 async fn accept_loop(citic: Arc<Citic>, listener: TcpListener) {
     let limits = citic.shared.config.limits.clone();
     let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+    let peers = Arc::new(PeerCounts::default());
     let mut shutdown = citic.shared.shutdown.clone();
     let mut conns = JoinSet::new();
     loop {
@@ -82,8 +85,14 @@ async fn accept_loop(citic: Arc<Citic>, listener: TcpListener) {
             _ = shutdown.changed() => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
+                let Some(peer_guard) = peers.try_take(peer.ip(), limits.connections_per_peer_max)
+                else {
+                    tracing::debug!(%peer, "CITIC per-peer connection cap reached; closing");
                     drop(stream);
                     continue;
                 };
@@ -100,6 +109,7 @@ async fn accept_loop(citic: Arc<Citic>, listener: TcpListener) {
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), svc);
                     let _ = conn.await;
+                    drop(peer_guard);
                     drop(permit);
                 });
             }
@@ -177,19 +187,43 @@ pub async fn respond(citic: &Citic, body: &[u8]) -> Vec<u8> {
     let (Some(action), Some(schema)) = (served(&req.action), citic.actions.get(&req.action)) else {
         return refuse(ReturnCode::Unsupported);
     };
-    let fields = match validate(schema, &req.body) {
-        Ok(f) => f,
-        Err(code) => return refuse(code),
-    };
+    if action == "DLINTSUB" {
+        return intsub(citic, enterprise, schema, &req.body).await;
+    }
+    let fields =
+        match validate(schema, &req.body).and_then(|f| check_fields(action, &f).map(|()| f)) {
+            Ok(f) => f,
+            Err(code) => return refuse(code),
+        };
     let today = Stamp::of(shared.clock.now()).date;
-    let p = to_command(action, &fields, shared.schemas.clone(), today);
+    let branch = &shared.config.citic_branch_name;
+    let p = to_command(action, &fields, shared.schemas.clone(), today, branch);
+    let fingerprint = crate::server::platform::fingerprint(action, b"GBK", body);
+    match submit(citic, enterprise, action, fingerprint, p).await {
+        // A reply that is not XML is the writer's own failure answer (YQ9999).
+        Ok(r) if r.body.starts_with(envelope::DECLARATION.as_bytes()) => r.body,
+        Ok(_) => refuse(ReturnCode::Internal),
+        Err(code) => refuse(code),
+    }
+}
+
+/// Hands one prepared request to the writer and waits for its reply: `Err(Busy)` when the
+/// writer's queue is full, `Err(Internal)` when no reply comes within `reply_wait_ms`.
+async fn submit(
+    citic: &Citic,
+    enterprise: &str,
+    action: &'static str,
+    fingerprint: [u8; 32],
+    p: super::Prepared,
+) -> Result<crate::writer::Reply, ReturnCode> {
+    let shared = &citic.shared;
     let (tx, rx) = oneshot::channel();
     let job = PlatformJob {
-        enterprise: enterprise.clone(),
+        enterprise: enterprise.to_string(),
         serial: p.serial,
         tx_code: action.to_string(),
         charset: crate::codec::charset::Charset::Gbk,
-        fingerprint: crate::server::platform::fingerprint(action, b"GBK", body),
+        fingerprint,
         cmd: p.cmd,
         reply: tx,
         dialect: Some(Box::new(p.reply)),
@@ -199,14 +233,119 @@ pub async fn respond(citic: &Citic, body: &[u8]) -> Vec<u8> {
         .try_submit(Job::Platform(Box::new(job)))
         .is_err()
     {
-        return refuse(ReturnCode::Busy);
+        return Err(ReturnCode::Busy);
     }
     let wait = Duration::from_millis(shared.config.limits.reply_wait_ms);
     match tokio::time::timeout(wait, rx).await {
-        // A reply that is not XML is the writer's own failure answer (YQ9999).
-        Ok(Ok(r)) if r.body.starts_with(envelope::DECLARATION.as_bytes()) => r.body,
-        _ => refuse(ReturnCode::Internal),
+        Ok(Ok(r)) => Ok(r),
+        _ => Err(ReturnCode::Internal),
     }
+}
+
+/// DLINTSUB (docs/citic.md): 1–20 rows of `<list name="userDataList">`, each validated
+/// against `schemas/citic/DLINTSUB.toml` (one fault, a missing list, too many rows, two
+/// rows with one `clientID`: `DLF9993` for the whole request, nothing recorded), then each
+/// row handed to the writer in order as its own payment, recorded under its own `clientID`
+/// with a fingerprint of its own fields (so a resent request replays every row, and a
+/// changed row under a used `clientID` gets `DLF9962` in its row). The reply: `AAAAAAA`,
+/// the totals (amounts of accepted rows in `sucTotalAmt`, of the others in `errTotalAmt`)
+/// and one row per request row: `clientID`, `status`, `statusText`.
+async fn intsub(
+    citic: &Citic,
+    enterprise: &str,
+    schema: &TxSchema,
+    body: &crate::codec::xml::XmlBody,
+) -> Vec<u8> {
+    let shared = &citic.shared;
+    let refuse = |code| error_reply(&shared.schemas, code).body;
+    let rows = body
+        .lists
+        .iter()
+        .filter(|(name, _)| name == "userDataList")
+        .collect::<Vec<_>>();
+    let rows = match rows.as_slice() {
+        [(_, rows)] if !rows.is_empty() && rows.len() <= super::INTSUB_ROWS_MAX => rows,
+        _ => return refuse(ReturnCode::InvalidField),
+    };
+    let mut valid = Vec::with_capacity(rows.len());
+    let mut ids = std::collections::HashSet::new();
+    let mut all: i64 = 0;
+    for row in rows {
+        let one = crate::codec::xml::XmlBody {
+            fields: row.clone(),
+            lists: Vec::new(),
+        };
+        let Ok(f) = validate(schema, &one) else {
+            return refuse(ReturnCode::InvalidField);
+        };
+        let id = f.text("clientID").unwrap_or("").to_string();
+        let amount = f.amount_fen("tranAmount").unwrap_or(0);
+        let Some(sum) = all.checked_add(amount) else {
+            return refuse(ReturnCode::InvalidField);
+        };
+        all = sum;
+        if !ids.insert(id.clone()) {
+            return refuse(ReturnCode::InvalidField);
+        }
+        let mut canon = Vec::new();
+        for (k, v) in row {
+            canon.extend_from_slice(k.as_bytes());
+            canon.push(0);
+            canon.extend_from_slice(v.as_bytes());
+            canon.push(0);
+        }
+        valid.push((f, id, amount, canon));
+    }
+    let today = Stamp::of(shared.clock.now()).date;
+    let branch = &shared.config.citic_branch_name;
+    let (mut ok_n, mut ok_amt, mut err_n, mut err_amt) = (0u32, 0i64, 0u32, 0i64);
+    let mut out = Vec::with_capacity(valid.len());
+    for (f, id, amount, canon) in valid {
+        let p = to_command("DLINTSUB", &f, shared.schemas.clone(), today, branch);
+        let fingerprint = crate::server::platform::fingerprint("DLINTSUB", b"GBK", &canon);
+        let (status, text) = match submit(citic, enterprise, "DLINTSUB", fingerprint, p).await {
+            Ok(r) if r.body.starts_with(envelope::DECLARATION.as_bytes()) => (r.code, r.message),
+            Ok(_) => {
+                let r = error_reply(&shared.schemas, ReturnCode::Internal);
+                (r.code, r.message)
+            }
+            Err(code) => {
+                let r = error_reply(&shared.schemas, code);
+                (r.code, r.message)
+            }
+        };
+        // Every partial sum is at most `all`, which did not overflow.
+        if status == super::PENDING {
+            ok_n = ok_n.saturating_add(1);
+            ok_amt = ok_amt.saturating_add(amount);
+        } else {
+            err_n = err_n.saturating_add(1);
+            err_amt = err_amt.saturating_add(amount);
+        }
+        out.push(vec![
+            ("clientID", id),
+            ("status", status),
+            ("statusText", text),
+        ]);
+    }
+    let ok_msg = shared
+        .schemas
+        .return_codes
+        .platform_message(ReturnCode::Ok.as_str())
+        .unwrap_or("")
+        .to_string();
+    envelope::encode(
+        &[
+            ("errTotalAmt", format_fen(err_amt)),
+            ("errTotalNum", err_n.to_string()),
+            ("status", super::OK.to_string()),
+            ("statusText", ok_msg),
+            ("sucTotalAmt", format_fen(ok_amt)),
+            ("sucTotalNum", ok_n.to_string()),
+        ],
+        Some(&out),
+        false,
+    )
 }
 
 impl Citic {

@@ -11,19 +11,20 @@ pub mod envelope;
 pub mod http;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::codec::charset::Charset;
 use crate::codec::request::{validate_request, Fields};
 use crate::codec::schema::{load_dialect_tx, SchemaError, Schemas, TxSchema};
 use crate::codes::ReturnCode;
-use crate::ledger::decide::{Decision, Facts};
+use crate::ledger::decide::{Decision, Entry, Facts, ReceiptRow};
 use crate::ledger::withdraw::withdrawal_status;
 use crate::ledger::{
     BookingType, Command, InstructionState, LedgerState, OpenReq, PageReq, SubAccount, TransferReq,
     WithdrawReq,
 };
 use crate::money::format_fen;
+use crate::store::{Store, StoreError};
 use crate::writer::{DialectReply, Reply};
 
 /// Success (`000000`).
@@ -36,12 +37,40 @@ pub const PARTIAL: &str = "BBBBBBB";
 pub const PROCESSING: &str = "CCCCCCC";
 
 /// The actions served, in the order docs/citic.md lists them.
-pub const SERVED: [&str; 11] = [
-    "DLSINSUB", "DLCTNSUB", "DLSUBBAL", "DLSUBINF", "DLBREGSN", "DLOLCACC", "DLSUBTRN", "DLMDETRN",
-    "DLFNDOUT", "DLSBALQR", "DLCIDSTT",
+pub const SERVED: [&str; 15] = [
+    "DLSINSUB", "DLCTNSUB", "DLINTSUB", "DLSUBBAL", "DLSUBINF", "DLSUBDTL", "DLBREGSN", "DLOLCACC",
+    "DLSUBTRN", "DLMDETRN", "DLFNDOUT", "DLSBALQR", "DLSTRNDT", "DLEDDRSQ", "DLCIDSTT",
 ];
 
-const FILES: [(&str, &str); 11] = [
+/// The money-moving actions: recorded under their `clientID` (DLINTSUB: each row's).
+pub const MONEY_MOVING: [&str; 6] = [
+    "DLSINSUB", "DLCTNSUB", "DLINTSUB", "DLSUBTRN", "DLMDETRN", "DLFNDOUT",
+];
+
+/// Most rows DLSUBDTL answers, and most detail rows DLEDDRSQ looks through, in one date
+/// range (docs/citic.md: more is `DLF9993`, ask for a shorter range).
+pub const DETAIL_ROWS_MAX: u32 = 10_000;
+
+/// Most rows in one DLINTSUB request (docs/citic.md).
+pub const INTSUB_ROWS_MAX: usize = 20;
+
+const FILES: [(&str, &str); 15] = [
+    (
+        "schemas/citic/DLINTSUB.toml",
+        include_str!("../../../schemas/citic/DLINTSUB.toml"),
+    ),
+    (
+        "schemas/citic/DLSUBDTL.toml",
+        include_str!("../../../schemas/citic/DLSUBDTL.toml"),
+    ),
+    (
+        "schemas/citic/DLSTRNDT.toml",
+        include_str!("../../../schemas/citic/DLSTRNDT.toml"),
+    ),
+    (
+        "schemas/citic/DLEDDRSQ.toml",
+        include_str!("../../../schemas/citic/DLEDDRSQ.toml"),
+    ),
     (
         "schemas/citic/DLSINSUB.toml",
         include_str!("../../../schemas/citic/DLSINSUB.toml"),
@@ -145,6 +174,9 @@ pub struct CiticReply {
     action: &'static str,
     schemas: Arc<Schemas>,
     checks: Checks,
+    found: Mutex<Found>,
+    /// DLSUBDTL `MNGNODE`: `citic_branch_name` of the configuration.
+    branch: String,
 }
 
 /// Request fields the shared command has no room for, checked against the ledger in
@@ -161,8 +193,51 @@ struct Checks {
     bank_code: Option<String>,
     /// DLCIDSTT `type`: the original action.
     orig_action: Option<String>,
-    /// DLOLCACC: the sub-account to close.
+    /// DLOLCACC: the sub-account to close; the queries: the sub-account asked about.
     sub_acct_no: Option<String>,
+    /// DLINTSUB `payType` 3 (enterprise-internal): refused `DLF9993`, recorded.
+    internal_pay: bool,
+    /// The detail and receipt queries: the date range and the slice asked for.
+    query: Query,
+}
+
+/// What a detail or receipt query asks for, beyond the sub-account.
+#[derive(Clone, Debug, Default)]
+struct Query {
+    /// `startDate`, `endDate` (`yyyymmdd`).
+    start: u32,
+    end: u32,
+    /// First row (from 1) and rows wanted (DLSTRNDT, DLEDDRSQ).
+    first: u32,
+    size: u32,
+    /// DLSUBDTL `tranType` 1: pending adjustments, always none here.
+    pending_only: bool,
+    /// DLSUBDTL inclusive bounds on `TRANAMT`, fen.
+    min_amt: Option<i64>,
+    max_amt: Option<i64>,
+    /// DLSUBDTL `controlFlag` 1: add `TRANTIME`.
+    with_time: bool,
+}
+
+/// A detail row with its other party's name and bank name.
+#[derive(Clone, Debug)]
+struct Detail {
+    entry: Entry,
+    other_name: String,
+    other_bank: String,
+    /// Row number within its `FrontSeqNo`, from 1.
+    mix_no: u32,
+}
+
+/// What [`DialectReply::read`] found for [`DialectReply::encode`].
+#[derive(Debug, Default)]
+struct Found {
+    /// Rows in the range (DLSTRNDT, DLEDDRSQ: all of them, not only this page).
+    total: u64,
+    details: Vec<Detail>,
+    receipts: Vec<ReceiptRow>,
+    /// More rows in the range than [`DETAIL_ROWS_MAX`].
+    too_many: bool,
 }
 
 /// A request decoded and validated into its command and reply encoder; `Err` is the
@@ -181,8 +256,15 @@ fn text(f: &Fields, n: &str) -> String {
 }
 
 /// Maps the validated `fields` of `action` to the shared command (docs/citic.md maps each
-/// action to its A001 equivalent). `today` is the business date `yyyymmdd`.
-pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today: u32) -> Prepared {
+/// action to its A001 equivalent). `today` is the business date `yyyymmdd`; `branch` is the
+/// configured `citic_branch_name` (DLSUBDTL `MNGNODE`). For DLINTSUB, `f` is one row.
+pub fn to_command(
+    action: &'static str,
+    f: &Fields,
+    schemas: Arc<Schemas>,
+    today: u32,
+    branch: &str,
+) -> Prepared {
     let mut checks = Checks::default();
     let client = f.text("clientID").map(client_key).unwrap_or_default();
     let amount = |n| f.amount_fen(n).unwrap_or(0);
@@ -258,6 +340,43 @@ pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today
                 sub_acct_no: text(f, "subAccNo"),
             }
         }
+        "DLINTSUB" => {
+            checks.main_acc = Some(text(f, "mainAccNo"));
+            checks.internal_pay = f.text("payType") == Some("3");
+            checks.same_bank = Some(f.text("payType") == Some("2"));
+            checks.bank_code = f.text("recOpenBankCode").map(str::to_string);
+            Command::Withdraw(WithdrawReq {
+                sub_acct_no: text(f, "payAccountNo"),
+                member_code: String::new(),
+                member_name: String::new(),
+                acct_no: text(f, "recAccountNo"),
+                acct_name: text(f, "recAccountName"),
+                amount: amount("tranAmount"),
+                fee: 0,
+                order_no: client.clone(),
+                remark: text(f, "abstract"),
+            })
+        }
+        "DLSUBDTL" | "DLSTRNDT" | "DLEDDRSQ" => {
+            if action == "DLSTRNDT" {
+                checks.main_acc = Some(text(f, "accountNo"));
+            }
+            let sub = f.text("subAccNo").or(f.text("accNo")).unwrap_or("");
+            checks.sub_acct_no = Some(sub.to_string());
+            checks.query = Query {
+                start: f.date("startDate").unwrap_or(0),
+                end: f.date("endDate").unwrap_or(0),
+                first: f.int("startRecord").or(f.int("startNo")).unwrap_or(1),
+                size: f.int("pageNumber").or(f.int("pageSize")).unwrap_or(0),
+                pending_only: f.text("tranType") == Some("1"),
+                min_amt: f.amount_fen("minAmt"),
+                max_amt: f.amount_fen("maxAmt"),
+                with_time: f.text("controlFlag") == Some("1"),
+            };
+            Command::Balance {
+                sub_acct_no: sub.to_string(),
+            }
+        }
         // DLCIDSTT
         _ => {
             checks.orig_action = f.text("type").map(str::to_string);
@@ -266,10 +385,7 @@ pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today
             }
         }
     };
-    let records = matches!(
-        action,
-        "DLSINSUB" | "DLCTNSUB" | "DLSUBTRN" | "DLMDETRN" | "DLFNDOUT"
-    );
+    let records = MONEY_MOVING.contains(&action);
     Prepared {
         cmd,
         serial: if records { client } else { String::new() },
@@ -277,8 +393,53 @@ pub fn to_command(action: &'static str, f: &Fields, schemas: Arc<Schemas>, today
             action,
             schemas,
             checks,
+            found: Mutex::new(Found::default()),
+            branch: branch.to_string(),
         },
     }
+}
+
+/// The checks of validated `fields` that span fields (docs/citic.md), before the writer:
+/// `DLF9993` (`InvalidField`, not recorded) when `startDate` is after `endDate`, when a
+/// DLSUBDTL range is longer than three calendar months (`endDate` later than `startDate`
+/// plus three months, the day clamped to the month's end), when DLSTRNDT `startRecord` is 0
+/// or `pageNumber` is outside 1–10, or when DLEDDRSQ `startNo` is 0 or `pageSize` is
+/// outside 1–20.
+pub fn check_fields(action: &str, f: &Fields) -> Result<(), ReturnCode> {
+    let bad = Err(ReturnCode::InvalidField);
+    if let (Some(start), Some(end)) = (f.date("startDate"), f.date("endDate")) {
+        if start > end {
+            return bad;
+        }
+        if action == "DLSUBDTL" && end > plus_three_months(start) {
+            return bad;
+        }
+    }
+    let (first, size, max) = match action {
+        "DLSTRNDT" => (f.int("startRecord"), f.int("pageNumber"), 10),
+        "DLEDDRSQ" => (f.int("startNo"), f.int("pageSize"), 20),
+        _ => return Ok(()),
+    };
+    match (first, size) {
+        (Some(first), Some(size)) if first >= 1 && (1..=max).contains(&size) => Ok(()),
+        _ => bad,
+    }
+}
+
+/// `yyyymmdd` plus three calendar months, the day clamped to the last day of that month.
+fn plus_three_months(date: u32) -> u32 {
+    let (y, m, d) = (date / 10_000, date / 100 % 100, date % 100);
+    let months = m.saturating_add(2);
+    let (y, m) = (y.saturating_add(months / 12), months % 12 + 1);
+    let last = match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    y.saturating_mul(10_000)
+        .saturating_add(m * 100)
+        .saturating_add(d.min(last))
 }
 
 /// The served action named `code`, as a static string.
@@ -374,6 +535,109 @@ impl CiticReply {
         }
     }
 
+    /// DLSUBDTL, DLSTRNDT and DLEDDRSQ from what [`DialectReply::read`] found.
+    fn query_reply(&self, ok: String) -> Reply {
+        let found = match self.found.lock() {
+            Ok(mut f) => std::mem::take(&mut *f),
+            Err(_) => return self.refusal(ReturnCode::Internal),
+        };
+        if found.too_many {
+            return self.refusal(ReturnCode::InvalidField);
+        }
+        let sub = self.checks.sub_acct_no.clone().unwrap_or_default();
+        let q = &self.checks.query;
+        match self.action {
+            "DLSUBDTL" => {
+                let rows = found
+                    .details
+                    .into_iter()
+                    .map(|d| {
+                        let e = d.entry;
+                        let mut row = vec![
+                            ("ACCBAL", format_fen(e.balance_after)),
+                            ("CDFG", e.dc.to_string()),
+                            ("CRYTYPE", "01".to_string()),
+                            ("MEMO", e.remark),
+                            ("MIXNO", d.mix_no.to_string()),
+                            ("MNGNODE", self.branch.clone()),
+                            ("OPENACCNAME", d.other_bank),
+                            ("OTHERACCNAME", d.other_name),
+                            ("OTHERACCNO", e.peer_acct),
+                            ("TRANAMT", format_fen(e.amount)),
+                            ("TRANDATE", format!("{:08}", e.acct_date)),
+                            ("TRANNO", e.front_seq_no),
+                            ("TRANTYPE", e.booking_type.code().to_string()),
+                            ("VCNM", String::new()),
+                            ("VCTP", String::new()),
+                            ("subAccNo", sub.clone()),
+                        ];
+                        if q.with_time {
+                            row.push(("TRANTIME", colon_time(&e.time)));
+                        }
+                        row
+                    })
+                    .collect();
+                self.reply(OK, ok, Vec::new(), Some(rows))
+            }
+            "DLSTRNDT" => {
+                let rows: Vec<Vec<(&str, String)>> = found
+                    .details
+                    .into_iter()
+                    .map(|d| {
+                        let e = d.entry;
+                        vec![
+                            ("ACCBAL", format_fen(e.balance_after)),
+                            ("CDFG", e.dc.to_string()),
+                            ("HOSTFLW", e.front_seq_no),
+                            ("HOSTSEQ", d.mix_no.to_string()),
+                            ("OPPACCNAME", d.other_name),
+                            ("OPPACCNO", e.peer_acct),
+                            ("RESUME", e.remark),
+                            ("TRANAMT", format_fen(e.amount)),
+                            ("TRANDATE", format!("{:08}", e.acct_date)),
+                            ("TRANTIME", e.time),
+                            ("TRANTYPE", e.booking_type.code().to_string()),
+                            ("subAccNo", sub.clone()),
+                        ]
+                    })
+                    .collect();
+                let fields = vec![
+                    ("returnRecords", rows.len().to_string()),
+                    ("totalRecords", found.total.to_string()),
+                ];
+                self.reply(OK, ok, fields, Some(rows))
+            }
+            // DLEDDRSQ
+            _ => {
+                let skip = usize::try_from(q.first.saturating_sub(1)).unwrap_or(usize::MAX);
+                let take = usize::try_from(q.size).unwrap_or(0);
+                let rows = found
+                    .receipts
+                    .into_iter()
+                    .skip(skip)
+                    .take(take)
+                    .map(|r| {
+                        let side = if r.payer_acct == sub { "D" } else { "C" };
+                        vec![
+                            ("bresqNo", r.receipt_no),
+                            ("cdfg", side.to_string()),
+                            ("checkCode", r.check_code),
+                            ("payAccNm", r.payer_name),
+                            ("payAccNo", r.payer_acct),
+                            ("recvAccNm", r.payee_name),
+                            ("recvAccNo", r.payee_acct),
+                            ("tranAmt", format_fen(r.amount)),
+                            ("tranDate", r.booking_date),
+                            ("transeqNo", r.front_seq_no),
+                        ]
+                    })
+                    .collect();
+                let fields = vec![("totalCount", found.total.to_string())];
+                self.reply(OK, ok, fields, Some(rows))
+            }
+        }
+    }
+
     fn status_reply(&self, facts: &Facts) -> Reply {
         let Some(s) = facts.status.as_ref().filter(|s| {
             self.checks
@@ -424,6 +688,14 @@ impl CiticReply {
             ("statusText", text),
         ];
         self.reply(OK, self.msg(ReturnCode::Ok), Vec::new(), Some(vec![row]))
+    }
+}
+
+/// `HHmmss` as `HH:MM:SS` (anything else as it is).
+fn colon_time(t: &str) -> String {
+    match (t.get(0..2), t.get(2..4), t.get(4..6)) {
+        (Some(h), Some(m), Some(s)) if t.len() == 6 => format!("{h}:{m}:{s}"),
+        _ => t.to_string(),
     }
 }
 
@@ -487,6 +759,9 @@ impl DialectReply for CiticReply {
                 r.in_member = payee.member_code.clone();
             }
             Command::Withdraw(r) => {
+                if self.checks.internal_pay {
+                    return Err(ReturnCode::InvalidField);
+                }
                 let s = state
                     .sub_owned(enterprise, &r.sub_acct_no)
                     .filter(|s| under_main(s))
@@ -527,7 +802,8 @@ impl DialectReply for CiticReply {
         match self.action {
             "DLSINSUB" | "DLOLCACC" => self.reply(OK, ok, Vec::new(), None),
             "DLSUBTRN" | "DLMDETRN" => self.reply(OK, ok, vec![("hostNo", seq)], None),
-            "DLCTNSUB" => self.reply(PENDING, ok, Vec::new(), None),
+            "DLCTNSUB" | "DLINTSUB" => self.reply(PENDING, ok, Vec::new(), None),
+            "DLSUBDTL" | "DLSTRNDT" | "DLEDDRSQ" => self.query_reply(ok),
             "DLFNDOUT" => self.reply(PENDING, ok, vec![("hostNo", seq)], None),
             _ => {
                 let no = d
@@ -549,11 +825,140 @@ impl DialectReply for CiticReply {
     }
 
     fn records(&self) -> bool {
-        matches!(
-            self.action,
-            "DLSINSUB" | "DLCTNSUB" | "DLSUBTRN" | "DLMDETRN" | "DLFNDOUT"
-        )
+        MONEY_MOVING.contains(&self.action)
     }
+
+    fn read(
+        &self,
+        store: &mut dyn Store,
+        state: &LedgerState,
+        enterprise: &str,
+    ) -> Result<(), StoreError> {
+        if !matches!(self.action, "DLSUBDTL" | "DLSTRNDT" | "DLEDDRSQ") {
+            return Ok(());
+        }
+        let no = self.checks.sub_acct_no.as_deref().unwrap_or("");
+        let Some(sub) = state.sub_owned(enterprise, no) else {
+            return Ok(());
+        };
+        let q = &self.checks.query;
+        let mut found = Found::default();
+        match self.action {
+            "DLSTRNDT" => {
+                // One row a page, so that any start row is a page (no store query of its own).
+                let mut rows = Vec::new();
+                for i in 0..q.size {
+                    let Some(n) = q.first.checked_add(i) else {
+                        break;
+                    };
+                    let (total, page) = store.entries_page(sub.id, q.start, q.end, n, 1)?;
+                    found.total = total;
+                    match page.into_iter().next() {
+                        Some(e) => rows.push(e),
+                        None => break,
+                    }
+                }
+                // The row number within a FrontSeqNo may start on an earlier page.
+                let mut before = 0u32;
+                if let Some(first) = rows.first() {
+                    let mut n = q.first;
+                    while n > 1 && before < 16 {
+                        n -= 1;
+                        let (_, page) = store.entries_page(sub.id, q.start, q.end, n, 1)?;
+                        if page
+                            .first()
+                            .is_none_or(|e| e.front_seq_no != first.front_seq_no)
+                        {
+                            break;
+                        }
+                        before += 1;
+                    }
+                }
+                found.details = details(store, state, sub, rows, before)?;
+            }
+            _ if self.action == "DLSUBDTL" && q.pending_only => {}
+            _ => {
+                let (total, rows) =
+                    store.entries_page(sub.id, q.start, q.end, 1, DETAIL_ROWS_MAX + 1)?;
+                if total > u64::from(DETAIL_ROWS_MAX) {
+                    found.too_many = true;
+                } else if self.action == "DLSUBDTL" {
+                    let rows = rows
+                        .into_iter()
+                        .filter(|e| q.min_amt.is_none_or(|m| e.amount >= m))
+                        .filter(|e| q.max_amt.is_none_or(|m| e.amount <= m))
+                        .collect();
+                    found.details = details(store, state, sub, rows, 0)?;
+                } else {
+                    let mut seen = std::collections::HashSet::new();
+                    for e in rows {
+                        if !seen.insert(e.front_seq_no.clone()) {
+                            continue;
+                        }
+                        let Some(r) = store.receipt(&e.front_seq_no)? else {
+                            continue;
+                        };
+                        if r.payer_acct == sub.sub_acct_no || r.payee_acct == sub.sub_acct_no {
+                            found.receipts.push(r);
+                        }
+                    }
+                    found.total = found.receipts.len() as u64;
+                }
+            }
+        }
+        if let Ok(mut slot) = self.found.lock() {
+            *slot = found;
+        }
+        Ok(())
+    }
+}
+
+/// `rows` of `sub` with their other party (the other sub-account's member; for an inbound
+/// credit or an allocation, the payer of the credit; for a withdrawal or its refund, the
+/// bound account's holder and branch) and their row number within their `FrontSeqNo`
+/// (the first row's counts on from `before`).
+fn details(
+    store: &mut dyn Store,
+    state: &LedgerState,
+    sub: &SubAccount,
+    rows: Vec<Entry>,
+    before: u32,
+) -> Result<Vec<Detail>, StoreError> {
+    let mut out: Vec<Detail> = Vec::with_capacity(rows.len());
+    for entry in rows {
+        let mix_no = match out.last() {
+            Some(p) if p.entry.front_seq_no == entry.front_seq_no => p.mix_no.saturating_add(1),
+            Some(_) => 1,
+            None => before.saturating_add(1),
+        };
+        let (other_name, other_bank) = if let Some(peer) = state.sub_by_no(&entry.peer_acct) {
+            (peer.member_name.clone(), String::new())
+        } else {
+            match entry.booking_type {
+                BookingType::InboundCredit | BookingType::SuspenseAllocation => (
+                    store
+                        .credit(&entry.front_seq_no)?
+                        .map(|c| c.payer_name)
+                        .unwrap_or_default(),
+                    String::new(),
+                ),
+                BookingType::Withdrawal | BookingType::WithdrawalRefund => sub
+                    .binding
+                    .as_ref()
+                    .filter(|b| b.acct_no == entry.peer_acct)
+                    .map(|b| (b.acct_name.clone(), b.branch_name.clone()))
+                    .unwrap_or_default(),
+                _ => (String::new(), String::new()),
+            }
+        };
+        out.push(Detail {
+            entry,
+            other_name,
+            other_bank,
+            mix_no,
+        });
+    }
+    Ok(out)
 }
 
 /// Validates `body` against the action's schema (`DLF9993` on a fault), GBK byte lengths.
