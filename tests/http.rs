@@ -350,7 +350,89 @@ async fn browser_fills_the_form_and_prints_the_receipt() {
     let sub_field = attr(&form, "<input id=\"sub_acct_no\"", "name").expect("sub-account input");
     let code_field = attr(&form, "<input id=\"check_code\"", "name").expect("code input");
 
-    // What the browser submits for the filled form (GET: the fields as the query string).
+    // The browser fills the gateway's own form and submits it. A driver page, served by
+    // this test from another port, loads the form in a frame, types the sub-account and the
+    // code into its inputs and calls the form's submit; this test profile turns the
+    // cross-origin check off so that the driver may reach into the frame.
+    let driver_html = format!(
+        r#"<!doctype html><html><body style="margin:0">
+<iframe id="f" src="{base}/receipts/verify" style="border:0;width:860px;height:1200px"></iframe>
+<pre id="result"></pre>
+<script>
+const f = document.getElementById('f');
+const out = document.getElementById('result');
+let step = 0;
+f.onload = () => {{
+  try {{
+    const d = f.contentDocument;
+    if (step === 0) {{
+      step = 1;
+      d.getElementById('sub_acct_no').value = '{a}';
+      d.getElementById('check_code').value = '{code}';
+      d.querySelector('form').submit();
+    }} else {{
+      out.textContent = 'URL ' + f.contentWindow.location.search + ' ' + d.body.innerText;
+    }}
+  }} catch (e) {{
+    out.textContent = 'driver error: ' + e;
+  }}
+}};
+</script></body></html>"#
+    );
+    let driver = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("driver listener");
+    let driver_addr = driver.local_addr().expect("driver addr");
+    let serve_driver = tokio::spawn(async move {
+        while let Ok((mut s, _)) = driver.accept().await {
+            let mut req = [0u8; 2048];
+            let _ = s.read(&mut req).await;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{driver_html}",
+                driver_html.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    let driven = {
+        let (bin, profile, url) = (
+            bin.clone(),
+            profile.clone(),
+            format!("http://{driver_addr}/driver.html"),
+        );
+        tokio::task::spawn_blocking(move || {
+            run_chromium(
+                &bin,
+                &profile,
+                &[
+                    "--disable-web-security".into(),
+                    "--virtual-time-budget=10000".into(),
+                    "--dump-dom".into(),
+                ],
+                &url,
+            )
+        })
+        .await
+        .expect("chromium")
+    };
+    serve_driver.abort();
+    let result = driven
+        .split("<pre id=\"result\">")
+        .nth(1)
+        .and_then(|r| r.split("</pre>").next())
+        .unwrap_or("");
+    assert!(
+        result.contains(FIGURES) && result.contains(WORDS) && result.contains(&seq),
+        "the submitted form did not show the receipt: {driven}"
+    );
+    assert!(
+        result.contains(&format!("{sub_field}={a}"))
+            && result.contains(&format!("{code_field}={code}")),
+        "the form submitted something else: {result}"
+    );
+
+    // What the browser submits for the filled form (GET: the fields as the query string),
+    // loaded on its own for the DOM dump and the printable screenshot.
     let submitted = format!("{base}{action}?{sub_field}={a}&receipt_no=&{code_field}={code}");
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
