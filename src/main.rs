@@ -69,6 +69,10 @@ enum Cmd {
         /// Write the actual responses into `response.bin` instead of comparing.
         #[arg(long)]
         bless: bool,
+        /// The CITIC listener, for a folder of CITIC fixtures (`*.req`/`*.resp`, e.g.
+        /// `fixtures/citic`, replayed on a fresh gateway after the set-up they expect).
+        #[arg(long, default_value = "127.0.0.1:6789")]
+        citic_addr: String,
     },
     /// Drive N concurrent platform connections doing forced transfers; print rps and latency.
     Load {
@@ -416,7 +420,12 @@ async fn run(cmd: Cmd) -> ExitCode {
             addr,
             core_addr,
             bless,
+            citic_addr,
         } => {
+            // A folder of `*.req` files holds CITIC fixtures; anything else, A001 and 6920.
+            let citic = std::fs::read_dir(&dir).is_ok_and(|mut it| {
+                it.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "req")))
+            });
             let opts = bankfep::tools::replay::ReplayOptions {
                 dir,
                 platform_addr: addr,
@@ -424,7 +433,12 @@ async fn run(cmd: Cmd) -> ExitCode {
                 bless,
                 timeout_ms: 10_000,
             };
-            match bankfep::tools::replay::replay(&opts).await {
+            let replayed = if citic {
+                bankfep::tools::replay::replay_citic(&opts, &citic_addr).await
+            } else {
+                bankfep::tools::replay::replay(&opts).await
+            };
+            match replayed {
                 Ok(outcomes) => {
                     let failed = outcomes.iter().filter(|o| !o.ok).count();
                     for o in &outcomes {

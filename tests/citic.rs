@@ -820,3 +820,45 @@ async fn more_than_10000_rows_is_a_shorter_range() {
     assert_eq!(field(&t, "returnRecords").as_deref(), Some("1"));
     assert_eq!(field(&t, "ACCBAL").as_deref(), Some("100.01"));
 }
+
+/// `bankfep replay fixtures/citic` (the real binary) against a fresh gateway: it performs
+/// the set-up the fixtures expect over the A001 and core links, then every case passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_command_replays_the_citic_fixtures() {
+    let (gw, c) = gw("citic-replay-cli").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/citic");
+    let cases = std::fs::read_dir(&dir)
+        .expect("fixtures/citic")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "req"))
+        .count();
+    let (platform, core, citic) = (gw.platform.clone(), gw.core.clone(), c.addr.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bankfep"))
+            .arg("replay")
+            .arg(&dir)
+            .args([
+                "--addr",
+                &platform,
+                "--core-addr",
+                &core,
+                "--citic-addr",
+                &citic,
+            ])
+            .output()
+            .expect("replay")
+    })
+    .await
+    .expect("replay task");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{cases} passed, 0 failed")),
+        "{stdout}"
+    );
+    gw.assert_invariants().await;
+}
