@@ -527,6 +527,165 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     })
 }
 
+/// The set-up the CITIC fixtures expect on a fresh gateway (docs/citic.md "Fixtures"):
+/// member `M001` 张三 opened over A001 (`SubAcctNo` 9000000000000019) and funded with
+/// 1,000.00 by the 6920 notice `BS0001`.
+async fn citic_setup(opts: &ReplayOptions) -> Result<(), ClientError> {
+    use crate::client::{CoreClient, Notice, PlatformClient};
+    let mut p = PlatformClient::connect(&opts.platform_addr, None, opts.timeout_ms).await?;
+    let r = p
+        .call(
+            crate::config::DEMO_ENTERPRISE,
+            "6248",
+            "CITICSETUP0001",
+            &[
+                ("FundSummaryAcctNo", crate::config::DEMO_MASTER_ACCOUNT),
+                ("TranNetMemberCode", "M001"),
+                ("MemberName", "张三"),
+                ("MemberGlobalType", "73"),
+                ("MemberGlobalId", "91110000000000M001"),
+            ],
+        )
+        .await?;
+    let sub = r.field("SubAcctNo").unwrap_or_default();
+    if r.return_code() != "000000" || sub != "9000000000000019" {
+        return Err(ClientError::Setup(format!(
+            "the CITIC fixtures need a fresh gateway: opening M001 answered {} {sub}",
+            r.return_code()
+        )));
+    }
+    let mut core = CoreClient::connect(&opts.core_addr, None, opts.timeout_ms).await?;
+    let n = core
+        .notify(&Notice {
+            bank_serial: "BS0001".into(),
+            channel: "IBPS".into(),
+            acct_date: "20261123".into(),
+            time: "093000".into(),
+            payee: sub,
+            amount_fen: 100_000,
+            payer_acct: "6217000000000000001".into(),
+            payer_name: "张三".into(),
+            payer_bank: "102100099996".into(),
+            memo: String::new(),
+        })
+        .await?;
+    if n.result != "0000" {
+        return Err(ClientError::Setup(format!(
+            "funding M001 answered {}",
+            n.result
+        )));
+    }
+    Ok(())
+}
+
+/// One HTTP POST of `body` to the CITIC listener at `addr` (docs/citic.md): the reply body.
+async fn citic_post(addr: &str, body: &[u8], timeout_ms: u64) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wait = std::time::Duration::from_millis(timeout_ms.max(1));
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let head = format!(
+            "POST /DLink/DLServlet HTTP/1.1\r\nHost: bank\r\nContent-Type: text/xml; charset=GBK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(body).await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(out)
+    };
+    let out = tokio::time::timeout(wait, exchange)
+        .await
+        .map_err(|_| "no reply in time".to_string())??;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP header end")?;
+    if !out.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "HTTP {}",
+            String::from_utf8_lossy(out.get(9..12).unwrap_or_default())
+        ));
+    }
+    Ok(out.get(split + 4..).unwrap_or_default().to_vec())
+}
+
+/// Replays the CITIC fixtures of `opts.dir` (`NN-ACTION-STATUS.req` with the `.resp` beside
+/// it) against the CITIC listener at `citic_addr` of a fresh gateway started with the
+/// fixtures' clock and receipt key, after [the set-up they expect](citic_setup) over the
+/// platform and core links. Each reply must equal its `.resp` byte for byte (`bless` writes
+/// them instead). Errors: the set-up fails, or the folder holds no `.req` file.
+pub async fn replay_citic(
+    opts: &ReplayOptions,
+    citic_addr: &str,
+) -> Result<Vec<CaseOutcome>, ReplayError> {
+    let mut reqs: Vec<PathBuf> = std::fs::read_dir(&opts.dir)
+        .map_err(|source| ClientError::Fixture {
+            path: opts.dir.clone(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "req"))
+        .collect();
+    reqs.sort();
+    if reqs.is_empty() {
+        return Err(ReplayError::NoCases {
+            dir: opts.dir.clone(),
+        });
+    }
+    citic_setup(opts).await?;
+    let mut out = Vec::with_capacity(reqs.len());
+    for path in reqs {
+        let case = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let body = std::fs::read(&path).map_err(|source| ClientError::Fixture {
+            path: path.clone(),
+            source,
+        })?;
+        let resp_path = path.with_extension("resp");
+        let (ok, detail) = match citic_post(citic_addr, &body, opts.timeout_ms).await {
+            Err(e) => (false, e),
+            Ok(got) if opts.bless => match std::fs::write(&resp_path, &got) {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e.to_string()),
+            },
+            Ok(got) => match std::fs::read(&resp_path) {
+                Err(e) => (false, format!("{}: {e}", resp_path.display())),
+                Ok(want) if want == got => (true, String::new()),
+                Ok(want) => {
+                    let at = want
+                        .iter()
+                        .zip(got.iter())
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(want.len().min(got.len()));
+                    (
+                        false,
+                        format!(
+                            "differs at byte {at} (expected {} bytes, got {})",
+                            want.len(),
+                            got.len()
+                        ),
+                    )
+                }
+            },
+        };
+        out.push(CaseOutcome {
+            case: format!("citic/{case}"),
+            ok,
+            detail,
+            note: String::new(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -986,163 +1145,4 @@ mod tests {
         assert!(!msg.contains("03_core"), "{msg}");
         let _ = std::fs::remove_dir_all(&root);
     }
-}
-
-/// The set-up the CITIC fixtures expect on a fresh gateway (docs/citic.md "Fixtures"):
-/// member `M001` 张三 opened over A001 (`SubAcctNo` 9000000000000019) and funded with
-/// 1,000.00 by the 6920 notice `BS0001`.
-async fn citic_setup(opts: &ReplayOptions) -> Result<(), ClientError> {
-    use crate::client::{CoreClient, Notice, PlatformClient};
-    let mut p = PlatformClient::connect(&opts.platform_addr, None, opts.timeout_ms).await?;
-    let r = p
-        .call(
-            crate::config::DEMO_ENTERPRISE,
-            "6248",
-            "CITICSETUP0001",
-            &[
-                ("FundSummaryAcctNo", crate::config::DEMO_MASTER_ACCOUNT),
-                ("TranNetMemberCode", "M001"),
-                ("MemberName", "张三"),
-                ("MemberGlobalType", "73"),
-                ("MemberGlobalId", "91110000000000M001"),
-            ],
-        )
-        .await?;
-    let sub = r.field("SubAcctNo").unwrap_or_default();
-    if r.return_code() != "000000" || sub != "9000000000000019" {
-        return Err(ClientError::Setup(format!(
-            "the CITIC fixtures need a fresh gateway: opening M001 answered {} {sub}",
-            r.return_code()
-        )));
-    }
-    let mut core = CoreClient::connect(&opts.core_addr, None, opts.timeout_ms).await?;
-    let n = core
-        .notify(&Notice {
-            bank_serial: "BS0001".into(),
-            channel: "IBPS".into(),
-            acct_date: "20261123".into(),
-            time: "093000".into(),
-            payee: sub,
-            amount_fen: 100_000,
-            payer_acct: "6217000000000000001".into(),
-            payer_name: "张三".into(),
-            payer_bank: "102100099996".into(),
-            memo: String::new(),
-        })
-        .await?;
-    if n.result != "0000" {
-        return Err(ClientError::Setup(format!(
-            "funding M001 answered {}",
-            n.result
-        )));
-    }
-    Ok(())
-}
-
-/// One HTTP POST of `body` to the CITIC listener at `addr` (docs/citic.md): the reply body.
-async fn citic_post(addr: &str, body: &[u8], timeout_ms: u64) -> Result<Vec<u8>, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let wait = std::time::Duration::from_millis(timeout_ms.max(1));
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let head = format!(
-            "POST /DLink/DLServlet HTTP/1.1\r\nHost: bank\r\nContent-Type: text/xml; charset=GBK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(body).await.map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(out)
-    };
-    let out = tokio::time::timeout(wait, exchange)
-        .await
-        .map_err(|_| "no reply in time".to_string())??;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header end")?;
-    if !out.starts_with(b"HTTP/1.1 200") {
-        return Err(format!(
-            "HTTP {}",
-            String::from_utf8_lossy(out.get(9..12).unwrap_or_default())
-        ));
-    }
-    Ok(out.get(split + 4..).unwrap_or_default().to_vec())
-}
-
-/// Replays the CITIC fixtures of `opts.dir` (`NN-ACTION-STATUS.req` with the `.resp` beside
-/// it) against the CITIC listener at `citic_addr` of a fresh gateway started with the
-/// fixtures' clock and receipt key, after [the set-up they expect](citic_setup) over the
-/// platform and core links. Each reply must equal its `.resp` byte for byte (`bless` writes
-/// them instead). Errors: the set-up fails, or the folder holds no `.req` file.
-pub async fn replay_citic(
-    opts: &ReplayOptions,
-    citic_addr: &str,
-) -> Result<Vec<CaseOutcome>, ReplayError> {
-    let mut reqs: Vec<PathBuf> = std::fs::read_dir(&opts.dir)
-        .map_err(|source| ClientError::Fixture {
-            path: opts.dir.clone(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "req"))
-        .collect();
-    reqs.sort();
-    if reqs.is_empty() {
-        return Err(ReplayError::NoCases {
-            dir: opts.dir.clone(),
-        });
-    }
-    citic_setup(opts).await?;
-    let mut out = Vec::with_capacity(reqs.len());
-    for path in reqs {
-        let case = path
-            .file_stem()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let body = std::fs::read(&path).map_err(|source| ClientError::Fixture {
-            path: path.clone(),
-            source,
-        })?;
-        let resp_path = path.with_extension("resp");
-        let (ok, detail) = match citic_post(citic_addr, &body, opts.timeout_ms).await {
-            Err(e) => (false, e),
-            Ok(got) if opts.bless => match std::fs::write(&resp_path, &got) {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e.to_string()),
-            },
-            Ok(got) => match std::fs::read(&resp_path) {
-                Err(e) => (false, format!("{}: {e}", resp_path.display())),
-                Ok(want) if want == got => (true, String::new()),
-                Ok(want) => {
-                    let at = want
-                        .iter()
-                        .zip(got.iter())
-                        .position(|(a, b)| a != b)
-                        .unwrap_or(want.len().min(got.len()));
-                    (
-                        false,
-                        format!(
-                            "differs at byte {at} (expected {} bytes, got {})",
-                            want.len(),
-                            got.len()
-                        ),
-                    )
-                }
-            },
-        };
-        out.push(CaseOutcome {
-            case: format!("citic/{case}"),
-            ok,
-            detail,
-            note: String::new(),
-        });
-    }
-    Ok(out)
 }
