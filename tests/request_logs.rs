@@ -78,8 +78,13 @@ fn version_is_printed() {
         .output()
         .expect("run bankfep --version");
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("bankfep {}", env!("CARGO_PKG_VERSION"))
+    // `bankfep 0.1.0 (commit abc1234, x86_64-unknown-linux-gnu, release)`: version, then
+    // the build's commit, target and profile.
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let head = format!("bankfep {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&head), "{line}");
+    assert!(
+        line.ends_with("debug)") || line.ends_with("release)"),
+        "{line}"
     );
 }
