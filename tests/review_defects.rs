@@ -321,3 +321,50 @@ async fn a_busy_port_stops_start_up_before_the_store_is_opened() {
         "the store was opened before the listeners were bound"
     );
 }
+
+/// Business date cut-over (日切, docs/protocol.md §1.3): with a running clock just before
+/// midnight, a transfer booked before it and one booked after it carry their own dates in
+/// every place: `FrontSeqNo`, 6072 `TranDate` and the e-receipt's `BookingDate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_business_date_rolls_at_midnight_and_every_field_agrees() {
+    let mut cfg = test_config(temp_dir("cut-over").to_path_buf());
+    cfg.clock = Some("2026-11-23T23:59:57".into());
+    cfg.clock_speed = Some(1);
+    let gw = start_with(cfg).await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let a = open_sub(&mut c, "CUT1", "日切甲").await;
+    let b = open_sub(&mut c, "CUT2", "日切乙").await;
+    fund(&mut core, "CUT-FUND", &a, 100_000).await;
+    let before = transfer(&mut c, (&a, "CUT1"), (&b, "CUT2"), "1.00", "0", "CUT-1").await;
+    assert_eq!(before.return_code(), "000000");
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    let after = transfer(&mut c, (&a, "CUT1"), (&b, "CUT2"), "2.00", "0", "CUT-2").await;
+    assert_eq!(after.return_code(), "000000");
+    let d1 = before.field("FrontSeqNo").expect("seq")[..8].to_string();
+    let d2 = after.field("FrontSeqNo").expect("seq")[..8].to_string();
+    assert_eq!(d2, "20261124", "booked after midnight");
+    assert!(d1 == "20261123", "booked before midnight: {d1}");
+    for (resp, date) in [(&before, &d1), (&after, &d2)] {
+        let seq = resp.field("FrontSeqNo").expect("seq");
+        let r = call(&mut c, "6142", &[("FrontSeqNo", seq.as_str())]).await;
+        assert_eq!(r.field("BookingDate").as_deref(), Some(date.as_str()));
+        let rows = call(
+            &mut c,
+            "6072",
+            &[
+                ("SubAcctNo", b.as_str()),
+                ("StartDate", date.as_str()),
+                ("EndDate", date.as_str()),
+                ("PageNum", "1"),
+            ],
+        )
+        .await
+        .rows();
+        let row = rows
+            .iter()
+            .find(|r| r.iter().any(|(k, v)| k == "FrontSeqNo" && *v == seq))
+            .unwrap_or_else(|| panic!("{seq} not listed on {date}"));
+        assert!(row.iter().any(|(k, v)| k == "TranDate" && v == date));
+    }
+}
