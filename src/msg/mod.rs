@@ -69,20 +69,6 @@ fn opt_text(f: &Fields, field: &'static str) -> String {
     f.text(field).unwrap_or("").to_string()
 }
 
-/// A text field that will be stored and later returned in GBK responses: it must be
-/// representable in GBK even when the request came in UTF-8.
-fn gbk_text(f: &Fields, field: &'static str) -> Result<String, MsgError> {
-    let v = opt_text(f, field);
-    let (_, _, unmappable) = encoding_rs::GBK.encode(&v);
-    if unmappable {
-        return Err(MsgError {
-            field,
-            reason: "not representable in GBK",
-        });
-    }
-    Ok(v)
-}
-
 /// A required amount in fen (may be ≤ 0: the decision answers `E10009`).
 fn amount(f: &Fields, field: &'static str) -> Result<i64, MsgError> {
     f.amount_fen(field).ok_or(MsgError {

@@ -1,5 +1,5 @@
 //! `6034` forced transfer between two sub-accounts (强制转账), docs/protocol.md §1.3.
-use super::{amount, gbk_text, text, MsgError};
+use super::{amount, opt_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, TransferReq};
 
@@ -13,6 +13,6 @@ pub fn parse(f: &Fields) -> Result<Command, MsgError> {
         amount: amount(f, "TranAmt")?,
         fee: f.amount_fen("TranFee").unwrap_or(0),
         order_no: text(f, "OrderNo")?,
-        remark: gbk_text(f, "Remark")?,
+        remark: opt_text(f, "Remark"),
     }))
 }

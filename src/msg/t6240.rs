@@ -1,6 +1,6 @@
 //! `6240` bind the single withdrawal account, start small-amount verification
 //! (绑定提现账户·小额鉴权), docs/protocol.md §1.3.
-use super::{gbk_text, opt_text, text, MsgError};
+use super::{opt_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{BindReq, Command};
 
@@ -20,10 +20,10 @@ pub fn parse(f: &Fields) -> Result<Command, MsgError> {
     Ok(Command::Bind(BindReq {
         sub_acct_no: text(f, "SubAcctNo")?,
         member_code: text(f, "TranNetMemberCode")?,
-        member_name: gbk_text(f, "MemberName")?,
+        member_name: opt_text(f, "MemberName"),
         acct_no: text(f, "MemberAcctNo")?,
         same_bank,
-        branch_name: gbk_text(f, "AcctOpenBranchName")?,
+        branch_name: opt_text(f, "AcctOpenBranchName"),
         bank_code: opt_text(f, "EiconBankBranchId"),
     }))
 }

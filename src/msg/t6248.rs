@@ -1,5 +1,5 @@
 //! `6248` open or close a member sub-account (会员子账户开立/销户), docs/protocol.md §1.3.
-use super::{gbk_text, opt_text, text, MsgError};
+use super::{opt_text, text, MsgError};
 use crate::codec::request::Fields;
 use crate::ledger::{Command, OpenReq};
 
@@ -8,7 +8,7 @@ pub fn parse(f: &Fields) -> Result<Command, MsgError> {
     let req = OpenReq {
         master_acct_no: text(f, "FundSummaryAcctNo")?,
         member_code: text(f, "TranNetMemberCode")?,
-        member_name: gbk_text(f, "MemberName")?,
+        member_name: opt_text(f, "MemberName"),
         global_type: text(f, "MemberGlobalType")?,
         global_id: text(f, "MemberGlobalId")?,
         mobile: opt_text(f, "Mobile"),
