@@ -567,7 +567,14 @@ impl Writer {
         if let Err(e) = self
             .ensure_numbers()
             .and_then(|_| self.store.begin())
-            .and_then(|_| self.store.prefetch(&batch_keys(batch)))
+            .and_then(|_| {
+                // Keys are gathered only for a store that looks them up in one go.
+                if self.store.prefetches() {
+                    self.store.prefetch(&batch_keys(batch))
+                } else {
+                    Ok(())
+                }
+            })
         {
             tracing::error!(error = %e, "cannot begin batch");
             let _ = self.store.rollback();

@@ -118,6 +118,12 @@ pub trait Store: Send + 'static {
         Ok(())
     }
 
+    /// Whether [`Store::prefetch`] does anything: the writer gathers a batch's keys only
+    /// then (default `false`).
+    fn prefetches(&self) -> bool {
+        false
+    }
+
     /// Reserves `n` more numbers of each identifier counter (`FrontSeqNo`, `SubAcctNo`,
     /// receipt number) for this process, durably, and returns the new top of each: the
     /// numbers in `(top - n, top]` are this process's alone, whoever else shares the store

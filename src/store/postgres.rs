@@ -198,6 +198,21 @@ async fn apply_migrations(client: &Client) -> Result<Vec<i32>, StoreError> {
     Ok(applied)
 }
 
+/// The prepared statement for `sql` on `client`, from the per-connection cache `stmts`
+/// (prepared on first use: one round trip, once per connection).
+async fn prepared(
+    client: &Client,
+    stmts: &mut HashMap<&'static str, Statement>,
+    sql: &'static str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(s) = stmts.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql).await?;
+    stmts.insert(sql, s.clone());
+    Ok(s)
+}
+
 /// Rows appended during the open batch, not yet sent to the server.
 #[derive(Default)]
 struct Pending {
@@ -895,14 +910,7 @@ impl PgStore {
             rt, client, stmts, ..
         } = self;
         rt.block_on(async {
-            let st = match stmts.get(sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = client.prepare(sql).await?;
-                    stmts.insert(sql, s.clone());
-                    s
-                }
-            };
+            let st = prepared(client, stmts, sql).await?;
             Ok(client.query(&st, params).await?)
         })
     }
@@ -923,17 +931,9 @@ impl PgStore {
             rt, client, stmts, ..
         } = self;
         let result = rt.block_on(async {
-            let mut prepared = Vec::with_capacity(flushes.len());
+            let mut prepared_stmts = Vec::with_capacity(flushes.len());
             for f in &flushes {
-                let st = match stmts.get(f.sql) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = client.prepare(f.sql).await?;
-                        stmts.insert(f.sql, s.clone());
-                        s
-                    }
-                };
-                prepared.push(st);
+                prepared_stmts.push(prepared(client, stmts, f.sql).await?);
             }
             let params: Vec<Vec<Param<'_>>> = flushes
                 .iter()
@@ -953,7 +953,7 @@ impl PgStore {
                 }
             };
             let stmts_fut = futures_util::future::join_all(
-                prepared
+                prepared_stmts
                     .iter()
                     .zip(params.iter())
                     .map(|(st, p)| client.execute(st, p)),
@@ -1126,6 +1126,10 @@ impl Store for PgStore {
         Ok(row.try_get(0)?)
     }
 
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn prefetch(&mut self, keys: &BatchKeys) -> Result<(), StoreError> {
         const REQ: &str = "SELECT r.enterprise_code, r.serial, r.tx_code, r.fingerprint, \
              r.return_code, r.return_msg, r.body FROM requests r \
@@ -1147,14 +1151,7 @@ impl Store for PgStore {
         let (requests, orders, notices) = rt.block_on(async {
             let mut st = Vec::new();
             for sql in [REQ, ORD, NOT] {
-                st.push(match stmts.get(sql) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = client.prepare(sql).await?;
-                        stmts.insert(sql, s.clone());
-                        s
-                    }
-                });
+                st.push(prepared(client, stmts, sql).await?);
             }
             let client = &*client;
             let (p0, p1, p2): ([Param<'_>; 2], [Param<'_>; 2], [Param<'_>; 1]) =
