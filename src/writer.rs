@@ -271,6 +271,8 @@ pub fn spawn(
         owned: std::collections::HashMap::new(),
         reserved: None,
         linger: std::time::Duration::from_micros(cfg.linger_us),
+        durable: None,
+        poisoned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let thread = std::thread::Builder::new()
         .name("bankfep-writer".into())
@@ -290,6 +292,11 @@ struct Writer {
     reserved: Option<crate::ledger::state::Counters>,
     /// See [`WriterConfig::linger_us`].
     linger: std::time::Duration,
+    /// The flusher thread's queue when the store defers durability ([`Store::defer_sync`]):
+    /// committed batches wait there for their sync before anything leaves.
+    durable: Option<std::sync::mpsc::Sender<Durable>>,
+    /// Set once a sync failed: nothing more is committed until a restart.
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Numbers each counter must have left before a batch starts (a request uses at most a
@@ -359,6 +366,102 @@ enum Pending {
     Rail(oneshot::Sender<bool>, bool),
 }
 
+/// A snapshot request answered with the state of its batch's commit.
+type SnapshotTx = oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>;
+
+/// What one committed batch releases once it is durable: its replies, its new rail
+/// instructions and its snapshots (taken at its commit).
+struct Durable {
+    pending: Vec<Pending>,
+    instructions: Vec<Instruction>,
+    snapshots: Vec<(SnapshotTx, LedgerState, Result<(), invariants::Violation>)>,
+}
+
+impl Durable {
+    /// Sends everything: the batch is durable.
+    fn deliver(self, out: Option<&mpsc::UnboundedSender<Instruction>>) {
+        for (tx, state, check) in self.snapshots {
+            let _ = tx.send((state, check));
+        }
+        if let Some(out) = out {
+            for i in self.instructions {
+                let _ = out.send(i);
+            }
+        }
+        for p in self.pending {
+            match p {
+                Pending::Platform(tx, r) => {
+                    let _ = tx.send(r);
+                }
+                Pending::Core(tx, r) => {
+                    let _ = tx.send(r);
+                }
+                Pending::Rail(tx, r) => {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    }
+
+    /// Answers the batch as not done (`internal`: the platform's `YQ9999`, the core's
+    /// `1003`, a rail outcome to report again) and sends none of its instructions.
+    fn refuse(self, internal: &Reply) {
+        for (tx, state, check) in self.snapshots {
+            let _ = tx.send((state, check));
+        }
+        for p in self.pending {
+            match p {
+                Pending::Platform(tx, _) => {
+                    let _ = tx.send(internal.clone());
+                }
+                Pending::Core(tx, _) => {
+                    let _ = tx.send(CoreResult::Busy);
+                }
+                Pending::Rail(tx, _) => {
+                    let _ = tx.send(false);
+                }
+            }
+        }
+    }
+}
+
+/// The flusher thread of the pipelined commit: takes every batch committed so far, makes
+/// them durable with one sync, then releases them in commit order. While it syncs, the
+/// writer decides and commits the next batch. A failed sync answers its batches as not done
+/// and poisons the writer (nothing more is committed; a restart reloads from disk).
+fn flusher(
+    mut sync: Box<dyn crate::store::SyncHandle>,
+    rx: std::sync::mpsc::Receiver<Durable>,
+    out: Option<mpsc::UnboundedSender<Instruction>>,
+    internal: Reply,
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut groups = Vec::new();
+    while let Ok(first) = rx.recv() {
+        groups.push(first);
+        while let Ok(more) = rx.try_recv() {
+            groups.push(more);
+        }
+        let durable = !poisoned.load(Ordering::Acquire)
+            && match sync.sync() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "store sync failed: batches answered YQ9999/1003; the writer commits nothing more until a restart");
+                    poisoned.store(true, Ordering::Release);
+                    false
+                }
+            };
+        for g in groups.drain(..) {
+            if durable {
+                g.deliver(out.as_ref());
+            } else {
+                g.refuse(&internal);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Dirty {
     masters: BTreeSet<i64>,
@@ -379,6 +482,32 @@ impl Writer {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(error = %e, "writer cannot wait on its lanes; stopped");
+                return;
+            }
+        };
+        let flusher_thread = match self.store.defer_sync() {
+            Ok(Some(sync)) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let out = self.ctx.instructions.clone();
+                let internal = self.error_reply(ReturnCode::Internal);
+                let poisoned = self.poisoned.clone();
+                match std::thread::Builder::new()
+                    .name("bankfep-flusher".into())
+                    .spawn(move || flusher(sync, rx, out, internal, poisoned))
+                {
+                    Ok(t) => {
+                        self.durable = Some(tx);
+                        Some(t)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the flusher thread; writer stopped");
+                        return;
+                    }
+                }
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot defer the store's sync; writer stopped");
                 return;
             }
         };
@@ -433,6 +562,11 @@ impl Writer {
             if !batch.is_empty() {
                 self.run_batch(&mut batch);
             }
+        }
+        // The flusher releases what is still waiting for its sync, then stops.
+        self.durable = None;
+        if let Some(t) = flusher_thread {
+            let _ = t.join();
         }
         tracing::info!("writer drained and stopped");
     }
@@ -556,6 +690,12 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            for job in batch.drain(..) {
+                self.fail(job);
+            }
+            return;
+        }
         let started = std::time::Instant::now();
         let size = batch.len();
         let stamp = Stamp::of(self.ctx.clock.now());
@@ -657,31 +797,26 @@ impl Writer {
             self.answer_snapshots(snapshots);
             return;
         }
-        self.answer_snapshots(snapshots);
-        if let Some(out) = &self.ctx.instructions {
-            for i in dirty.instructions.drain(..) {
-                let _ = out.send(i);
-            }
-        }
-        for p in pending {
-            match p {
-                Pending::Platform(tx, r) => {
-                    let _ = tx.send(r);
-                }
-                Pending::Core(tx, r) => {
-                    let _ = tx.send(r);
-                }
-                Pending::Rail(tx, r) => {
-                    let _ = tx.send(r);
+        let done = Durable {
+            pending,
+            instructions: std::mem::take(&mut dirty.instructions),
+            snapshots: snapshots
+                .into_iter()
+                .map(|tx| (tx, self.state.clone(), invariants::check_state(&self.state)))
+                .collect(),
+        };
+        match &self.durable {
+            // Released by the flusher after the sync that covers this commit.
+            Some(q) => {
+                if let Err(std::sync::mpsc::SendError(done)) = q.send(done) {
+                    done.refuse(&self.error_reply(ReturnCode::Internal));
                 }
             }
+            None => done.deliver(self.ctx.instructions.as_ref()),
         }
     }
 
-    fn answer_snapshots(
-        &self,
-        snapshots: Vec<oneshot::Sender<(LedgerState, Result<(), invariants::Violation>)>>,
-    ) {
+    fn answer_snapshots(&self, snapshots: Vec<SnapshotTx>) {
         for tx in snapshots {
             let check = invariants::check_state(&self.state);
             let _ = tx.send((self.state.clone(), check));

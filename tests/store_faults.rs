@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,5 +126,156 @@ async fn a_failed_booking_sends_nothing_and_a_retry_settles_once() {
     );
     assert_eq!(sim.balance(BOUND), amount + 6_000_000);
     assert_eq!(balance(&mut c, &sub).await.0, "40000.00");
+    gw.running.shutdown().await;
+}
+
+/// A gateway over a [`HookedStore`] on `dir`, and the store's sync hooks (fail, gate).
+async fn start_hooked(dir: std::path::PathBuf) -> (Gw, Arc<AtomicBool>, Arc<Gate>) {
+    let store = HookedStore::new(
+        SqliteStore::open(&dir).expect("store"),
+        Arc::new(Gate::default()),
+    );
+    let (fail, gate) = (store.fail_sync.clone(), store.sync_gate.clone());
+    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
+        .await
+        .expect("start");
+    let gw = Gw {
+        platform: running.platform_addr.expect("platform").to_string(),
+        core: running.core_addr.expect("core").to_string(),
+        running,
+        dir: TempDir::adopt(dir),
+    };
+    (gw, fail, gate)
+}
+
+/// Whether the committed store on `dir` holds request `serial` (read through a connection
+/// of its own, as a crash would leave the file).
+fn stored(dir: &std::path::Path, serial: &str) -> bool {
+    let conn = rusqlite::Connection::open(dir.join("bankfep.sqlite3")).expect("open");
+    conn.query_row(
+        "SELECT count(*) FROM requests WHERE serial = ?1",
+        [serial],
+        |r| r.get::<_, i64>(0),
+    )
+    .expect("query")
+        == 1
+}
+
+async fn transfer_serial(
+    c: &mut bankfep::client::PlatformClient,
+    serial: &str,
+    a: &str,
+    b: &str,
+) -> String {
+    c.call(
+        ENT,
+        "6034",
+        serial,
+        &[
+            ("OutSubAcctNo", a),
+            ("OutMemberCode", "SY001"),
+            ("InSubAcctNo", b),
+            ("InMemberCode", "SY002"),
+            ("TranAmt", "10.00"),
+            ("TranFee", "0.00"),
+            ("OrderNo", &format!("O-{serial}")),
+            ("Remark", "货款"),
+        ],
+    )
+    .await
+    .expect("call")
+    .return_code()
+    .to_string()
+}
+
+/// Issue 9, item 1: with the pipelined commit, a batch is committed before its log is synced,
+/// and its reply waits for that sync: the request is in the store's file while the client
+/// still waits, and the reply comes only once the (held) sync is let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_waits_for_the_sync_that_covers_its_commit() {
+    let dir = temp_dir("syncwait");
+    let (gw, _fail, gate) = start_hooked(dir.clone()).await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let a = open_sub(&mut c, "SY001", "甲方").await;
+    let b = open_sub(&mut c, "SY002", "乙方").await;
+    fund(&mut core, "SY-CORE-1", &a, 100_000).await;
+
+    gate.set(true);
+    let platform = gw.platform.clone();
+    let (a2, b2) = (a.clone(), b.clone());
+    let pending = tokio::spawn(async move {
+        let mut c = bankfep::client::PlatformClient::connect(&platform, None, 30_000)
+            .await
+            .expect("connect");
+        transfer_serial(&mut c, "SY-HELD-1", &a2, &b2).await
+    });
+    let mut committed = false;
+    for _ in 0..200 {
+        if gate.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0 && stored(&dir, "SY-HELD-1") {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(committed, "the batch is committed while its sync is held");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pending.is_finished(),
+        "no reply before the sync that covers the commit"
+    );
+    gate.set(false);
+    assert_eq!(pending.await.expect("task"), "000000");
+    assert_eq!(balance(&mut c, &a).await.0, "990.00");
+    gw.assert_invariants().await;
+    gw.running.shutdown().await;
+}
+
+/// A failed sync of the log: its batch is answered `YQ9999` (outcome unknown), and the writer
+/// commits nothing more until a restart, which reloads what the file holds; 6110 then tells
+/// the client what happened, and the balances agree with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_answers_unknown_and_stops_commits_until_restart() {
+    let dir = temp_dir("syncfail");
+    let (gw, fail, _gate) = start_hooked(dir.clone()).await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let a = open_sub(&mut c, "SY001", "甲方").await;
+    let b = open_sub(&mut c, "SY002", "乙方").await;
+    fund(&mut core, "SY-CORE-2", &a, 100_000).await;
+    assert_eq!(transfer_serial(&mut c, "SY-OK-1", &a, &b).await, "000000");
+
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(transfer_serial(&mut c, "SY-FAIL-1", &a, &b).await, "YQ9999");
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Poisoned: nothing more is committed, whatever the disk does now.
+    assert_eq!(
+        transfer_serial(&mut c, "SY-AFTER-1", &a, &b).await,
+        "YQ9999"
+    );
+    assert!(
+        !stored(&dir, "SY-AFTER-1"),
+        "nothing committed after a failed sync"
+    );
+    let Gw { running, dir, .. } = gw;
+    running.shutdown().await;
+
+    // The restart reloads the file: the batch whose sync failed did reach it here (no power
+    // was lost), so 6110 reports it done, and the balances count it once.
+    let gw = start_with(test_config(dir.to_path_buf())).await;
+    let mut c = gw.client().await;
+    let r = call(&mut c, "6110", &[("OrigSerialNo", "SY-FAIL-1")]).await;
+    assert_eq!(r.field("TranStatus").as_deref(), Some("0"));
+    let r = call(&mut c, "6110", &[("OrigSerialNo", "SY-AFTER-1")]).await;
+    assert_eq!(r.return_code(), "YQ9996");
+    assert_eq!(balance(&mut c, &a).await.0, "980.00");
+    assert_eq!(balance(&mut c, &b).await.0, "20.00");
+    gw.assert_invariants().await;
+    // And the retried serial is served, once.
+    assert_eq!(
+        transfer_serial(&mut c, "SY-AFTER-1", &a, &b).await,
+        "000000"
+    );
+    assert_eq!(balance(&mut c, &a).await.0, "970.00");
     gw.running.shutdown().await;
 }

@@ -84,6 +84,19 @@ pub struct BatchKeys {
     pub notices: Vec<String>,
 }
 
+/// Makes committed batches durable, from a thread other than the writer's
+/// ([`Store::defer_sync`]).
+pub trait SyncHandle: Send {
+    /// Flushes the store's log to stable storage (one `fdatasync`): every batch whose
+    /// [`Store::commit`] returned before this call is durable when it returns `Ok`.
+    ///
+    /// Errors: the operating system's error. After one, batches committed since the last
+    /// successful sync are of unknown durability (the kernel may have dropped the dirty
+    /// pages): the caller must stop serving until a restart reloads from disk, as
+    /// PostgreSQL does on a failed fsync.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
 /// The storage operations the writer needs. Every method may fail with [`StoreError`].
 pub trait Store: Send + 'static {
     /// Loads every master account, sub-account and the counters.
@@ -103,7 +116,8 @@ pub trait Store: Send + 'static {
     fn release(&mut self) -> Result<(), StoreError>;
     /// Discards the request's writes.
     fn rollback_to(&mut self) -> Result<(), StoreError>;
-    /// Commits the batch durably.
+    /// Commits the batch: durably, unless [`Store::defer_sync`] handed durability to a
+    /// [`SyncHandle`].
     fn commit(&mut self) -> Result<(), StoreError>;
     /// Abandons the batch.
     fn rollback(&mut self) -> Result<(), StoreError>;
@@ -116,6 +130,19 @@ pub trait Store: Send + 'static {
     fn prefetch(&mut self, keys: &BatchKeys) -> Result<(), StoreError> {
         let _ = keys;
         Ok(())
+    }
+
+    /// Hands durability to another thread (the writer's pipelined commit, docs/ledger.md
+    /// "The writer"): from this call on, [`Store::commit`] makes a batch visible and ordered
+    /// but does not wait for the disk, and the returned handle's [`SyncHandle::sync`] makes
+    /// every batch committed before it durable. The writer answers a batch only after such a
+    /// sync, so it decides and writes the next batch while the disk flushes the previous one.
+    /// `None` (the default): `commit` stays durable by itself (the PostgreSQL store, whose
+    /// commit is `synchronous_commit` on).
+    ///
+    /// Errors: the store cannot change its mode or open its log for syncing.
+    fn defer_sync(&mut self) -> Result<Option<Box<dyn SyncHandle>>, StoreError> {
+        Ok(None)
     }
 
     /// Whether [`Store::prefetch`] does anything: the writer gathers a batch's keys only

@@ -124,6 +124,8 @@ const WITHDRAWAL_COLS: &str =
 /// The SQLite store over one connection (the writer's).
 pub struct SqliteStore {
     conn: Connection,
+    /// The database file (its log is this path with `-wal` appended).
+    file: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -150,6 +152,51 @@ fn credit_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<CreditRow> {
 
 const CREDIT_COLS: &str = "front_seq_no, master_id, in_acct_type, sub_acct_no, amount, \
      unallocated, payer_acct, payer_name, acct_date, remark";
+
+/// The embedded store's [`super::SyncHandle`]: `fdatasync` of the database's write-ahead
+/// log (`bankfep.sqlite3-wal`) through a descriptor of its own.
+struct WalSync {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl WalSync {
+    fn open(db: &Path) -> Result<WalSync, StoreError> {
+        let mut path = db.as_os_str().to_owned();
+        path.push("-wal");
+        let path = std::path::PathBuf::from(path);
+        let file = Self::open_log(&path).map_err(|e| StoreError::Path {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(WalSync { path, file })
+    }
+
+    /// Opens the log for syncing (created, as SQLite would, when no write happened yet).
+    fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+    }
+}
+
+impl super::SyncHandle for WalSync {
+    fn sync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        // SQLite keeps its log file while a connection is open; should it ever have been
+        // replaced, sync the file now at the path, never a stale one.
+        let now = std::fs::metadata(&self.path)?;
+        let held = self.file.metadata()?;
+        if now.ino() != held.ino() || now.dev() != held.dev() {
+            self.file = Self::open_log(&self.path)?;
+        }
+        self.file.sync_data()
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating) `dir/bankfep.sqlite3` with WAL and `synchronous=FULL`.
@@ -201,7 +248,7 @@ impl SqliteStore {
             )?;
         }
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, file })
     }
 
     /// The first receipt matching `cond` (an SQL condition over `receipts` with `args`).
@@ -402,6 +449,16 @@ impl Store for SqliteStore {
     }
     fn commit(&mut self) -> Result<(), StoreError> {
         self.exec_cached("COMMIT")
+    }
+    fn defer_sync(&mut self) -> Result<Option<Box<dyn super::SyncHandle>>, StoreError> {
+        // In WAL mode with synchronous=NORMAL a commit appends its frames to the log without
+        // fsync; SQLite still syncs the log before each checkpoint and the database file
+        // after it. The log's frames carry a cumulative checksum, so after a crash recovery
+        // keeps exactly a prefix of the committed batches: a batch is never kept without
+        // every batch committed before it. `WalSync` makes that prefix durable.
+        let wal = WalSync::open(&self.file)?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Some(Box::new(wal)))
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
         if !self.conn.is_autocommit() {

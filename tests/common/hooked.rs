@@ -1,7 +1,7 @@
 //! A store wrapper with test hooks (a commit gate, an injected write failure) around the real
 //! SQLite store, for tests of the writer under storage trouble.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use bankfep::ledger::decide::{CreditRow, Entry, ReceiptRow, Writes};
 use bankfep::ledger::state::Counters;
 use bankfep::ledger::{Instruction, Master, SubAccount, Withdrawal};
 use bankfep::store::sqlite::SqliteStore;
-use bankfep::store::{Store, StoreError, StoredRequest};
+use bankfep::store::{Store, StoreError, StoredRequest, SyncHandle};
 
 /// A gate the test closes and opens; `commit` waits while it is closed.
 #[derive(Default)]
@@ -53,6 +53,27 @@ pub struct HookedStore {
     gate: Arc<Gate>,
     /// Transaction code whose `record_request` fails while set.
     pub fail_record_for: Arc<Mutex<Option<String>>>,
+    /// While set, the flusher's sync of the log fails (an injected fsync error).
+    pub fail_sync: Arc<AtomicBool>,
+    /// The flusher's sync waits at this gate (a slow disk).
+    pub sync_gate: Arc<Gate>,
+}
+
+/// The real log sync behind [`HookedStore::sync_gate`] and [`HookedStore::fail_sync`].
+struct HookedSync {
+    inner: Box<dyn SyncHandle>,
+    fail: Arc<AtomicBool>,
+    gate: Arc<Gate>,
+}
+
+impl SyncHandle for HookedSync {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.gate.pass();
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        self.inner.sync()
+    }
 }
 
 impl HookedStore {
@@ -62,6 +83,8 @@ impl HookedStore {
             inner,
             gate,
             fail_record_for: Arc::new(Mutex::new(None)),
+            fail_sync: Arc::new(AtomicBool::new(false)),
+            sync_gate: Arc::new(Gate::default()),
         }
     }
 }
@@ -94,6 +117,15 @@ impl Store for HookedStore {
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
         self.inner.rollback()
+    }
+    fn defer_sync(&mut self) -> Result<Option<Box<dyn SyncHandle>>, StoreError> {
+        Ok(self.inner.defer_sync()?.map(|inner| {
+            Box::new(HookedSync {
+                inner,
+                fail: self.fail_sync.clone(),
+                gate: self.sync_gate.clone(),
+            }) as Box<dyn SyncHandle>
+        }))
     }
     fn request(&mut self, e: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError> {
         self.inner.request(e, serial)
