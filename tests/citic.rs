@@ -862,3 +862,350 @@ async fn the_replay_command_replays_the_citic_fixtures() {
     );
     gw.assert_invariants().await;
 }
+
+/// The GBK byte length of `s`.
+fn gbk_len(s: &str) -> usize {
+    gbk(s).len()
+}
+
+/// CITIC's own widths (docs/citic.md "Sources of the choices"): a memo of 102 GBK bytes, a
+/// member name of 122 and a certificate number of 30 are accepted and stored whole; one
+/// byte more is `DLF9993` and nothing moves. The stored values read back whole through both
+/// dialects: balances and information (DLSUBBAL, DLSUBINF, DLSBALQR, 6010), details
+/// (DLSUBDTL, DLSTRNDT, 6072) and receipts (DLEDDRSQ, 6142).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citic_widths_are_stored_whole_and_read_back_through_both_dialects() {
+    let (gw, c) = gw("citic-widths").await;
+    let mut a = gw.client().await;
+    let mut core = gw.core_client().await;
+    let s1 = open_sub(&mut a, "M401", "张三").await;
+    fund(&mut core, "BS0401", &s1, 100_000).await;
+    // 61 Chinese characters: 122 GBK bytes; 51: a memo of 102.
+    let name = format!("中信{}有限公司", "测".repeat(55));
+    let memo = "货".repeat(51);
+    let cert = "91110000000000000000000000000X";
+    assert_eq!((gbk_len(&name), gbk_len(&memo), cert.len()), (122, 102, 30));
+    let long_name = format!("{name}x");
+    let long_memo = format!("{memo}x");
+    let long_cert = format!("{cert}9");
+    let reg = |nm: &str, cert: &str| {
+        req(
+            "DLBREGSN",
+            &[
+                ("mainAccNo", MASTER),
+                ("subAccNm", nm),
+                ("custCertType", "73"),
+                ("custCertNo", cert),
+            ],
+        )
+    };
+    // One byte over: DLF9993.
+    for body in [reg(&long_name, cert), reg(&name, &long_cert)] {
+        let (_, _, b) = http(&c.addr, "POST", &body).await;
+        assert_eq!(field(&text(&b), "status").as_deref(), Some("DLF9993"));
+    }
+    // At the width: opened, the name answered whole.
+    let (_, _, b) = http(&c.addr, "POST", &reg(&name, cert)).await;
+    let t = text(&b);
+    assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+    assert_eq!(field(&t, "subAccNm").as_deref(), Some(name.as_str()));
+    let s2 = field(&t, "subAccNo").expect("subAccNo");
+    let (_, _, again) = http(&c.addr, "POST", &reg(&name, cert)).await;
+    assert_eq!(text(&again), t, "a repeat answers the same bytes");
+    // The name reads back whole through both dialects.
+    let t = c.call("DLSUBBAL", &[("subAccNo", &s2)]).await;
+    assert_eq!(field(&t, "subAccNm").as_deref(), Some(name.as_str()), "{t}");
+    let t = c.call("DLSUBINF", &[("subAccNo", &s2)]).await;
+    assert_eq!(field(&t, "SUBACCNM").as_deref(), Some(name.as_str()), "{t}");
+    let t = c
+        .call("DLSBALQR", &[("accountNo", MASTER), ("subAccNo", &s2)])
+        .await;
+    assert_eq!(field(&t, "SUBACCNM").as_deref(), Some(name.as_str()), "{t}");
+    let r = call(&mut a, "6010", &[("SubAcctNo", &s2)]).await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("MemberName").as_deref(), Some(name.as_str()));
+    // A001 6248 keeps the contract's MemberName [120]: 121 bytes there is YQ9993.
+    let r = call(
+        &mut a,
+        "6248",
+        &[
+            ("FundSummaryAcctNo", MASTER),
+            ("TranNetMemberCode", "M402"),
+            ("MemberName", &format!("{}x", "名".repeat(60))),
+            ("MemberGlobalType", "73"),
+            ("MemberGlobalId", "911100000000000402"),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "YQ9993");
+
+    // Transfers to and from that member: the payee's 122-byte name must match; a 102-byte
+    // memo is booked, 103 bytes are DLF9993 and nothing moves.
+    let pay = |id: &str, m: &str| {
+        req(
+            "DLSINSUB",
+            &[
+                ("clientID", id),
+                ("mainAccNo", MASTER),
+                ("payAccNo", &s1),
+                ("recvAccNo", &s2),
+                ("recvAccNm", &name),
+                ("tranAmt", "300.00"),
+                ("preFlg", "0"),
+                ("abstract", m),
+            ],
+        )
+    };
+    let (_, _, b) = http(&c.addr, "POST", &pay("W0001", &long_memo)).await;
+    assert_eq!(field(&text(&b), "status").as_deref(), Some("DLF9993"));
+    assert_eq!(balance(&mut a, &s1).await.0, "1000.00");
+    let (_, _, b) = http(&c.addr, "POST", &pay("W0001", &memo)).await;
+    assert_eq!(field(&text(&b), "status").as_deref(), Some("AAAAAAA"));
+    for (m, want) in [(&long_memo, "DLF9993"), (&memo, "AAAAAAA")] {
+        let back = [
+            ("clientID", "W0002"),
+            ("payAccNo", s2.as_str()),
+            ("recvAccNo", s1.as_str()),
+            ("recvAccNm", "张三"),
+            ("tranAmt", "0.50"),
+            ("memo", m.as_str()),
+        ];
+        assert_eq!(c.status("DLSUBTRN", &back).await, want);
+    }
+    assert_eq!(balance(&mut a, &s1).await.0, "700.50");
+    assert_eq!(balance(&mut a, &s2).await.0, "299.50");
+
+    // Details: the memo and the other party's name, whole, through both dialects.
+    let day = [("startDate", "20261123"), ("endDate", "20261123")];
+    let t = c
+        .call("DLSUBDTL", &[("subAccNo", &s1), day[0], day[1]])
+        .await;
+    let rows: Vec<&str> = t.split("<row>").skip(1).collect();
+    assert_eq!(rows.len(), 3, "{t}");
+    assert_eq!(field(rows[1], "MEMO").as_deref(), Some(memo.as_str()));
+    assert_eq!(
+        field(rows[1], "OTHERACCNAME").as_deref(),
+        Some(name.as_str())
+    );
+    let seq = field(rows[1], "TRANNO").expect("TRANNO");
+    let t = c
+        .call("DLSUBDTL", &[("subAccNo", &s2), day[0], day[1]])
+        .await;
+    let rows: Vec<&str> = t.split("<row>").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{t}");
+    assert_eq!(field(rows[0], "MEMO").as_deref(), Some(memo.as_str()));
+    assert_eq!(field(rows[1], "MEMO").as_deref(), Some(memo.as_str()));
+    assert_eq!(field(rows[1], "OTHERACCNAME").as_deref(), Some("张三"));
+    let t = c
+        .call(
+            "DLSTRNDT",
+            &[
+                ("accountNo", MASTER),
+                ("subAccNo", &s1),
+                day[0],
+                day[1],
+                ("startRecord", "2"),
+                ("pageNumber", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "RESUME").as_deref(), Some(memo.as_str()), "{t}");
+    assert_eq!(field(&t, "OPPACCNAME").as_deref(), Some(name.as_str()));
+    let r = call(
+        &mut a,
+        "6072",
+        &[
+            ("SubAcctNo", &s2),
+            ("StartDate", "20261123"),
+            ("EndDate", "20261123"),
+            ("PageNum", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    let rows = r.rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|row| row.iter().any(|(k, v)| k == "Remark" && *v == memo)));
+    // Receipts: the payee's name whole in 6142 and DLEDDRSQ.
+    let r = call(&mut a, "6142", &[("FrontSeqNo", &seq)]).await;
+    assert_eq!(r.return_code(), "000000", "{}", r.return_message());
+    assert_eq!(r.field("PayeeName").as_deref(), Some(name.as_str()));
+    let page = |acc: &str, min: &str, max: &str| {
+        let mut f = vec![
+            ("accNo", acc.to_string()),
+            ("startDate", "20261123".to_string()),
+            ("endDate", "20261123".to_string()),
+            ("startNo", "1".to_string()),
+            ("pageSize", "20".to_string()),
+        ];
+        f.push(("minAmt", min.to_string()));
+        f.push(("maxAmt", max.to_string()));
+        f
+    };
+    let query = |f: Vec<(&'static str, String)>| {
+        let c = &c;
+        async move {
+            let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            c.call("DLEDDRSQ", &refs).await
+        }
+    };
+    let t = query(page(&s2, "", "")).await;
+    assert_eq!(field(&t, "totalCount").as_deref(), Some("2"), "{t}");
+    assert!(t.contains(&format!("<recvAccNm>{name}</recvAccNm>")), "{t}");
+
+    // DLEDDRSQ minAmt / maxAmt: inclusive bounds on tranAmt; s1 has receipts of 1000.00
+    // (credit), 300.00 (paid) and 0.50 (received).
+    let amounts = |t: &str| -> Vec<String> {
+        t.split("<row>")
+            .skip(1)
+            .filter_map(|r| field(r, "tranAmt"))
+            .collect()
+    };
+    for (min, max, want) in [
+        ("", "", vec!["1000.00", "300.00", "0.50"]),
+        ("0.5", "300", vec!["300.00", "0.50"]),
+        ("300.00", "300.00", vec!["300.00"]),
+        ("300.01", "", vec!["1000.00"]),
+        ("", "0.49", vec![]),
+    ] {
+        let t = query(page(&s1, min, max)).await;
+        assert_eq!(field(&t, "status").as_deref(), Some("AAAAAAA"), "{t}");
+        assert_eq!(amounts(&t), want, "minAmt {min:?} maxAmt {max:?}: {t}");
+        assert_eq!(field(&t, "totalCount"), Some(want.len().to_string()), "{t}");
+    }
+    // Paging counts the filtered rows only.
+    let mut f = page(&s1, "0.50", "");
+    f[3] = ("startNo", "3".to_string());
+    let t = query(f).await;
+    assert_eq!(amounts(&t), ["0.50"], "{t}");
+    // minAmt above maxAmt: DLF9993.
+    let t = query(page(&s1, "1.00", "0.99")).await;
+    assert_eq!(field(&t, "status").as_deref(), Some("DLF9993"), "{t}");
+    gw.assert_invariants().await;
+}
+
+/// Withdrawals with CITIC's widths: a 102-byte memo (DLFNDOUT `memo`, DLCTNSUB and DLINTSUB
+/// `abstract`), a 122-byte bank name (`recvBankNm`, `mngNode`, `recOpenBankName`) are
+/// accepted; the memo is stored whole and reads back through DLSUBDTL and 6072 (the rail's
+/// 60-byte memo gets a cut copy). A 103-byte memo is `DLF9993`; a 121-byte `recvAccNm`
+/// passes the field check and is not the binding's name (`DLE0005`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawal_memos_of_102_bytes_are_stored_whole() {
+    let (gw, c) = gw("citic-widths-withdraw").await;
+    let mut a = gw.client().await;
+    let mut core = gw.core_client().await;
+    let s1 = open_sub(&mut a, "M501", "张三").await;
+    fund(&mut core, "BS0501", &s1, 100_000).await;
+    bind(&gw, &mut a, &s1, "M501", "张三").await;
+    let memo = "款".repeat(51);
+    let bank = format!("{}支行", "银".repeat(59));
+    assert_eq!((gbk_len(&memo), gbk_len(&bank)), (102, 122));
+    let long_memo = format!("{memo}x");
+    let w = |id: &'static str, name: &str, m: &str| {
+        req(
+            "DLFNDOUT",
+            &[
+                ("clientID", id),
+                ("accountNo", &s1),
+                ("recvAccNo", BOUND),
+                ("recvAccNm", name),
+                ("sameBank", "0"),
+                ("recvTgfi", "102100099996"),
+                ("recvBankNm", &bank),
+                ("tranAmt", "10.00"),
+                ("memo", m),
+            ],
+        )
+    };
+    let long_name = format!("{}x", "张".repeat(60));
+    for (body, want) in [
+        (w("WD-1", "张三", &long_memo), "DLF9993"),
+        (w("WD-2", &long_name, &memo), "DLE0005"),
+        (w("WD-3", "张三", &memo), "AAAAAAE"),
+    ] {
+        let (_, _, b) = http(&c.addr, "POST", &body).await;
+        assert_eq!(field(&text(&b), "status").as_deref(), Some(want));
+    }
+    let ctn = c
+        .call(
+            "DLCTNSUB",
+            &[
+                ("clientID", "WD-4"),
+                ("mainAccNo", MASTER),
+                ("payAccNo", &s1),
+                ("recvAccNo", BOUND),
+                ("recvAccNm", "张三"),
+                ("sameBank", "0"),
+                ("mngNode", &bank),
+                ("tranAmt", "20.00"),
+                ("preFlg", "0"),
+                ("abstract", &memo),
+            ],
+        )
+        .await;
+    assert_eq!(field(&ctn, "status").as_deref(), Some("AAAAAAE"), "{ctn}");
+    let row = format!(
+        "<row><clientID>WD-5</clientID><preFlg>0</preFlg><payType>1</payType>\
+         <payFlg>1</payFlg><mainAccNo>{MASTER}</mainAccNo><payAccountNo>{s1}</payAccountNo>\
+         <recAccountNo>{BOUND}</recAccountNo><recAccountName>张三</recAccountName>\
+         <recOpenBankName>{bank}</recOpenBankName><tranAmount>30.00</tranAmount>\
+         <abstract>{memo}</abstract></row>"
+    );
+    let (_, _, b) = http(&c.addr, "POST", &intsub(&[row])).await;
+    let t = text(&b);
+    assert!(
+        t.contains("<clientID>WD-5</clientID><status>AAAAAAE</status>"),
+        "{t}"
+    );
+    for (id, action) in [
+        ("WD-3", "DLFNDOUT"),
+        ("WD-4", "DLCTNSUB"),
+        ("WD-5", "DLINTSUB"),
+    ] {
+        let done = wait_stt(&c, id, action).await;
+        assert!(
+            done.contains("<stt>0</stt><status>AAAAAAA</status>"),
+            "{done}"
+        );
+    }
+    assert_eq!(balance(&mut a, &s1).await.0, "940.00");
+    // The memo of every withdrawal, whole, through both dialects' details.
+    let t = c
+        .call(
+            "DLSUBDTL",
+            &[
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+            ],
+        )
+        .await;
+    let memos: Vec<String> = t
+        .split("<row>")
+        .skip(1)
+        .filter(|r| field(r, "CDFG").as_deref() == Some("D"))
+        .filter_map(|r| field(r, "MEMO"))
+        .collect();
+    assert_eq!(memos, vec![memo.as_str(); 3], "{t}");
+    let r = call(
+        &mut a,
+        "6072",
+        &[
+            ("SubAcctNo", &s1),
+            ("StartDate", "20261123"),
+            ("EndDate", "20261123"),
+            ("PageNum", "1"),
+        ],
+    )
+    .await;
+    let remarks: Vec<String> = r
+        .rows()
+        .into_iter()
+        .filter(|row| row.iter().any(|(k, v)| k == "DcFlag" && v == "D"))
+        .filter_map(|row| row.into_iter().find(|(k, _)| k == "Remark").map(|(_, v)| v))
+        .collect();
+    assert_eq!(remarks, vec![memo.as_str(); 3]);
+    gw.assert_invariants().await;
+}

@@ -212,7 +212,7 @@ struct Query {
     size: u32,
     /// DLSUBDTL `tranType` 1: pending adjustments, always none here.
     pending_only: bool,
-    /// DLSUBDTL inclusive bounds on `TRANAMT`, fen.
+    /// DLSUBDTL inclusive bounds on `TRANAMT`, DLEDDRSQ on the receipt's `tranAmt`, fen.
     min_amt: Option<i64>,
     max_amt: Option<i64>,
     /// DLSUBDTL `controlFlag` 1: add `TRANTIME`.
@@ -403,8 +403,8 @@ pub fn to_command(
 /// `DLF9993` (`InvalidField`, not recorded) when `startDate` is after `endDate`, when a
 /// DLSUBDTL range is longer than three calendar months (`endDate` later than `startDate`
 /// plus three months, the day clamped to the month's end), when DLSTRNDT `startRecord` is 0
-/// or `pageNumber` is outside 1–10, or when DLEDDRSQ `startNo` is 0 or `pageSize` is
-/// outside 1–20.
+/// or `pageNumber` is outside 1–10, or when DLEDDRSQ `startNo` is 0, `pageSize` is outside
+/// 1–20 or `minAmt` is above `maxAmt`.
 pub fn check_fields(action: &str, f: &Fields) -> Result<(), ReturnCode> {
     let bad = Err(ReturnCode::InvalidField);
     if let (Some(start), Some(end)) = (f.date("startDate"), f.date("endDate")) {
@@ -413,6 +413,13 @@ pub fn check_fields(action: &str, f: &Fields) -> Result<(), ReturnCode> {
         }
         if action == "DLSUBDTL" && end > plus_three_months(start) {
             return bad;
+        }
+    }
+    if action == "DLEDDRSQ" {
+        if let (Some(min), Some(max)) = (f.amount_fen("minAmt"), f.amount_fen("maxAmt")) {
+            if min > max {
+                return bad;
+            }
         }
     }
     let (first, size, max) = match action {
@@ -898,7 +905,11 @@ impl DialectReply for CiticReply {
                         let Some(r) = store.receipt(&e.front_seq_no)? else {
                             continue;
                         };
-                        if r.payer_acct == sub.sub_acct_no || r.payee_acct == sub.sub_acct_no {
+                        let own =
+                            r.payer_acct == sub.sub_acct_no || r.payee_acct == sub.sub_acct_no;
+                        let in_bounds = q.min_amt.is_none_or(|m| r.amount >= m)
+                            && q.max_amt.is_none_or(|m| r.amount <= m);
+                        if own && in_bounds {
                             found.receipts.push(r);
                         }
                     }
