@@ -30,6 +30,7 @@ pub mod config;
 pub mod devcerts;
 pub mod dialect;
 pub mod http;
+pub mod keyfilter;
 pub mod ledger;
 pub mod mask;
 pub mod metrics;

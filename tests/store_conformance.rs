@@ -69,6 +69,7 @@ conformance!(
     reads_in_a_batch_see_earlier_requests,
     savepoint_and_batch_rollback,
     idempotency_keys_are_booked_once,
+    idempotency_keys_are_listed,
     paging_of_details_and_credits,
     withdrawals_and_chunks,
     bindings_are_set_replaced_and_removed,
@@ -511,6 +512,73 @@ fn idempotency_keys_are_booked_once(open: Open<'_>) {
             .expect("row")
             .return_code,
         "000000"
+    );
+}
+
+/// `Store::idempotency_keys` lists every committed request and order key, of one
+/// enterprise when asked, and nothing rolled back (the writer's key filter is filled from it).
+fn idempotency_keys_are_listed(open: Open<'_>) {
+    use bankfep::keyfilter::KeyKind;
+    let mut s = open();
+    s.provision_master(ENT, MASTER).expect("provision");
+    s.provision_master("OTHERPLATFORM0000001", "6222000000000000009")
+        .expect("provision");
+    s.begin().expect("begin");
+    for (e, serial, order) in [
+        (ENT, "S1", "O1"),
+        (ENT, "S2", "O2"),
+        ("OTHERPLATFORM0000001", "S1", "O9"),
+    ] {
+        let w = Writes {
+            order_no: Some(order.into()),
+            ..Writes::default()
+        };
+        let r = StoredRequest {
+            enterprise_code: e.into(),
+            ..request(serial, "000000")
+        };
+        s.savepoint().expect("savepoint");
+        s.append(e, Some("2026112300000001"), &w).expect("append");
+        s.record_request(&r).expect("record");
+        s.release().expect("release");
+    }
+    s.commit().expect("commit");
+    // Rolled back: never listed.
+    s.begin().expect("begin");
+    s.record_request(&request("GONE", "000000"))
+        .expect("record");
+    s.rollback().expect("rollback");
+    drop(s);
+    let mut s = open();
+    let list = |s: &mut dyn Store, only: Option<&str>| {
+        let mut keys = Vec::new();
+        let listed = s
+            .idempotency_keys(only, &mut |kind, e, k| {
+                keys.push((kind == KeyKind::Request, e.to_string(), k.to_string()))
+            })
+            .expect("keys");
+        assert!(listed, "both stores list their keys");
+        keys.sort();
+        keys
+    };
+    let k = |req: bool, e: &str, key: &str| (req, e.to_string(), key.to_string());
+    assert_eq!(
+        list(s.as_mut(), None),
+        vec![
+            k(false, ENT, "O1"),
+            k(false, ENT, "O2"),
+            k(false, "OTHERPLATFORM0000001", "O9"),
+            k(true, ENT, "S1"),
+            k(true, ENT, "S2"),
+            k(true, "OTHERPLATFORM0000001", "S1"),
+        ]
+    );
+    assert_eq!(
+        list(s.as_mut(), Some("OTHERPLATFORM0000001")),
+        vec![
+            k(false, "OTHERPLATFORM0000001", "O9"),
+            k(true, "OTHERPLATFORM0000001", "S1"),
+        ]
     );
 }
 

@@ -188,6 +188,24 @@ pub trait Store: Send + 'static {
         Ok((masters, subs))
     }
 
+    /// Calls `f` with every recorded idempotency key, of `enterprise` only when given: each
+    /// request's (enterprise code, serial) as [`KeyKind::Request`] and each used order
+    /// number's (enterprise code, `OrderNo`) as [`KeyKind::Order`]. The writer fills its
+    /// [`crate::keyfilter::KeyFilter`] with them before serving a tenant. Keys are read in
+    /// bounded pieces, never all held at once. Returns `false` when the store cannot list
+    /// its keys (the default): the writer then looks every key up in the store.
+    ///
+    /// [`KeyKind::Request`]: crate::keyfilter::KeyKind::Request
+    /// [`KeyKind::Order`]: crate::keyfilter::KeyKind::Order
+    fn idempotency_keys(
+        &mut self,
+        enterprise: Option<&str>,
+        f: &mut dyn FnMut(crate::keyfilter::KeyKind, &str, &str),
+    ) -> Result<bool, StoreError> {
+        let _ = (enterprise, f);
+        Ok(false)
+    }
+
     /// The recorded request `(enterprise_code, serial)`.
     fn request(
         &mut self,

@@ -1612,6 +1612,42 @@ impl Store for PgStore {
         }
     }
 
+    fn idempotency_keys(
+        &mut self,
+        enterprise: Option<&str>,
+        f: &mut dyn FnMut(crate::keyfilter::KeyKind, &str, &str),
+    ) -> Result<bool, StoreError> {
+        use crate::keyfilter::KeyKind;
+        // Keyset pages of 50,000 in key order: bounded memory however many keys there are.
+        const REQ: &str = "SELECT enterprise_code, serial FROM requests \
+             WHERE (enterprise_code, serial) > ($1, $2) \
+             AND ($3::text IS NULL OR enterprise_code = $3) \
+             ORDER BY enterprise_code, serial LIMIT 50000";
+        const ORD: &str = "SELECT enterprise_code, order_no FROM orders \
+             WHERE (enterprise_code, order_no) > ($1, $2) \
+             AND ($3::text IS NULL OR enterprise_code = $3) \
+             ORDER BY enterprise_code, order_no LIMIT 50000";
+        let only: Option<String> = enterprise.map(str::to_string);
+        for (kind, sql) in [(KeyKind::Request, REQ), (KeyKind::Order, ORD)] {
+            let (mut after_e, mut after_k) = (String::new(), String::new());
+            loop {
+                let rows = self.query(sql, &[&after_e, &after_k, &only])?;
+                for r in &rows {
+                    let (e, k): (&str, &str) = (r.try_get(0)?, r.try_get(1)?);
+                    f(kind, e, k);
+                }
+                match rows.last() {
+                    Some(r) if rows.len() == 50_000 => {
+                        after_e = r.try_get(0)?;
+                        after_k = r.try_get(1)?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(true)
+    }
+
     fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
         const SQL: &str = "SELECT id, kind, front_seq_no, chunk_no, trade_code, payer_acct, \
              payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, \

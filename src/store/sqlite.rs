@@ -679,6 +679,32 @@ impl Store for SqliteStore {
         }
     }
 
+    fn idempotency_keys(
+        &mut self,
+        enterprise: Option<&str>,
+        f: &mut dyn FnMut(crate::keyfilter::KeyKind, &str, &str),
+    ) -> Result<bool, StoreError> {
+        use crate::keyfilter::KeyKind;
+        for (kind, table, col) in [
+            (KeyKind::Request, "requests", "serial"),
+            (KeyKind::Order, "orders", "order_no"),
+        ] {
+            // ?1 NULL: every enterprise. Rows are stepped one at a time, never collected.
+            let sql = format!(
+                "SELECT enterprise_code, {col} FROM {table} \
+                 WHERE ?1 IS NULL OR enterprise_code = ?1"
+            );
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query([enterprise])?;
+            while let Some(r) = rows.next()? {
+                let e = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                let k = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                f(kind, e, k);
+            }
+        }
+        Ok(true)
+    }
+
     fn unresolved_instructions(&mut self) -> Result<Vec<Instruction>, StoreError> {
         let sql =
             format!("SELECT {INSTRUCTION_COLS} FROM instructions WHERE state = 'P' ORDER BY rowid");

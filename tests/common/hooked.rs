@@ -127,6 +127,13 @@ impl Store for HookedStore {
             }) as Box<dyn SyncHandle>
         }))
     }
+    fn idempotency_keys(
+        &mut self,
+        enterprise: Option<&str>,
+        f: &mut dyn FnMut(bankfep::keyfilter::KeyKind, &str, &str),
+    ) -> Result<bool, StoreError> {
+        self.inner.idempotency_keys(enterprise, f)
+    }
     fn request(&mut self, e: &str, serial: &str) -> Result<Option<StoredRequest>, StoreError> {
         self.inner.request(e, serial)
     }
