@@ -90,7 +90,11 @@ impl Serve {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("serve did not start in {}", dir.display());
+        panic!(
+            "serve did not start in {}: {}",
+            dir.display(),
+            std::fs::read_to_string(dir.join("serve-4.log")).unwrap_or_default()
+        );
     }
 
     async fn client(&self) -> PlatformClient {
@@ -460,7 +464,6 @@ async fn the_daily_run_inside_serve_and_reconcile_against_a_running_gateway() {
     .await
     .unwrap();
     let rail = sim.addr().to_string();
-    let data_dir = data.path().to_string_lossy().to_string();
     let cfg_arg = cfg.to_string_lossy().to_string();
     // Day D: a withdrawal that settles.
     let gw = Serve::start(
@@ -495,8 +498,6 @@ async fn the_daily_run_inside_serve_and_reconcile_against_a_running_gateway() {
         &[
             "--config",
             &cfg_arg,
-            "--data-dir",
-            &data_dir,
             "--clock",
             "2026-11-24T05:59:00",
             "--clock-speed",
