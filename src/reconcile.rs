@@ -15,11 +15,15 @@
 //! - 长款 (`long`): the rail settled, the gateway did not (failed, or holds no such
 //!   instruction);
 //! - 短款 (`short`): the gateway settled, the rail failed it or has no line for it;
-//! - amount or payee differs.
+//! - amount or payee differs;
+//! - `decided_later`: created on the date, absent from its files, present in the file of a
+//!   later date found in the folder (decided by the rail after midnight): not a break;
+//! - `pending`: the gateway still holds it as unknown and no file has it yet: not a break.
 //!
-//! Breaks are never corrected. The run opens the store itself: the embedded store's folder
-//! lock makes it wait for no running gateway (it refuses while one holds the folder).
-//! Amounts are integer fen.
+//! Breaks are never corrected. One core ([`run`]) works over either [`Source`]: a store the
+//! caller opened alone (`bankfep reconcile`: the embedded store's folder lock refuses while a
+//! gateway holds the folder), or the running gateway's writer ([`Live`]: the daily run of
+//! [`spawn_daily`] and `POST /ops/reconcile`). Amounts are integer fen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
