@@ -949,6 +949,83 @@ impl CoreClient {
     }
 }
 
+/// A minimal HTTP/1.1 exchange with the gateway's HTTP listener (the operator area,
+/// docs/operations.md): `method` `path` on `base` (`http://HOST:PORT`), with
+/// `Authorization: Bearer {token}` when `token` is given, no body, `Connection: close`.
+/// Returns the status code, the headers (name, value) and the body (by `Content-Length`,
+/// else until the connection closes). Waits at most `timeout` for the whole exchange.
+///
+/// Errors: a URL other than `http://HOST:PORT[/]`, a refused connection, a timeout, a
+/// response that is not HTTP/1.x.
+pub async fn http_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    let host = base
+        .strip_prefix("http://")
+        .map(|h| h.trim_end_matches('/'))
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .ok_or_else(|| format!("{base:?} is not http://HOST:PORT"))?;
+    let exchange = async {
+        let mut s = TcpStream::connect(host)
+            .await
+            .map_err(|e| format!("connect {host}: {e}"))?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(buf)
+    };
+    let buf = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| "no complete answer in time".to_string())??;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1."))
+        .and_then(|l| l.get(2..5))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or("not an HTTP/1.x answer")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if let Some(n) = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(n);
+    }
+    Ok((status, headers, body))
+}
+
+/// `POST path` on the gateway's operator area with `token` (see [`http_request`]); waits up
+/// to 10 minutes (a reconciliation of a busy day).
+pub async fn ops_post(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    http_request(base, "POST", path, Some(token), Duration::from_secs(600)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

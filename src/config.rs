@@ -42,6 +42,12 @@
 //! start = "2026-11-24T23:55"          # business time, included
 //! end = "2026-11-25T02:05"            # excluded
 //!
+//! [http]
+//! operator_token_file = "operator.token"  # /ops/ routes (statements, reconcile) need it
+//!
+//! [reconcile]
+//! daily_at = "06:00"                  # business time: reconcile the previous date
+//!
 //! [limits]
 //! body_bytes_max = 1048576
 //! connections_max = 1024
@@ -226,6 +232,73 @@ impl Default for Limits {
     }
 }
 
+/// The operator area of the HTTP listener (`[http]`, docs/operations.md "The operator
+/// area"): `/ops/…` routes served only with `Authorization: Bearer TOKEN`. Without a token
+/// the routes do not exist (404, like an unknown path).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpOptions {
+    /// The operator bearer token itself (at least [`OPERATOR_TOKEN_MIN`] printable ASCII
+    /// characters). Prefer `operator_token_file`: a file readable by the service alone.
+    pub operator_token: Option<String>,
+    /// A file holding the token (surrounding whitespace ignored); also
+    /// `serve --operator-token-file`. Relative to the configuration file's folder.
+    pub operator_token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    /// The token is a secret: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "***"),
+            )
+            .field("operator_token_file", &self.operator_token_file)
+            .finish()
+    }
+}
+
+/// Shortest operator token accepted, characters.
+pub const OPERATOR_TOKEN_MIN: usize = 16;
+
+/// Checks an operator token: at least [`OPERATOR_TOKEN_MIN`] characters, printable ASCII
+/// without spaces (it travels in an HTTP header). Errors name the rule, never the token.
+pub fn check_operator_token(t: &str) -> Result<(), String> {
+    if t.len() < OPERATOR_TOKEN_MIN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the operator token must be at least {OPERATOR_TOKEN_MIN} printable ASCII characters \
+             without spaces (got {} characters)",
+            t.chars().count()
+        ));
+    }
+    Ok(())
+}
+
+/// Daily reconciliation inside `serve` (`[reconcile]`, docs/operations.md "The daily
+/// reconciliation").
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// `HH:MM` in business time at which `serve` reconciles the previous business date
+    /// against the rail's day files (`rail.files_dir`); absent: no daily run.
+    pub daily_at: Option<String>,
+}
+
+impl ReconcileConfig {
+    /// `daily_at` as a time of day; `Ok(None)` when absent. Errors name the key.
+    pub fn daily_time(&self) -> Result<Option<chrono::NaiveTime>, String> {
+        match &self.daily_at {
+            None => Ok(None),
+            Some(t) => chrono::NaiveTime::parse_from_str(t, "%H:%M")
+                .ok()
+                .filter(|_| t.len() == 5)
+                .map(Some)
+                .ok_or_else(|| format!("reconcile.daily_at {t:?} must be HH:MM (00:00..23:59)")),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -286,6 +359,10 @@ pub struct Config {
     /// The branch name the CITIC dialect writes in DLSUBDTL `MNGNODE` (docs/citic.md;
     /// default `bankfep`).
     pub citic_branch_name: String,
+    /// The HTTP listener's operator area (`[http]`).
+    pub http: HttpOptions,
+    /// The daily reconciliation inside `serve` (`[reconcile]`).
+    pub reconcile: ReconcileConfig,
 }
 
 impl Default for Config {
@@ -318,6 +395,8 @@ impl Default for Config {
             log_requests: true,
             bank_name: "示范银行 Demo Bank".into(),
             citic_branch_name: "bankfep".into(),
+            http: HttpOptions::default(),
+            reconcile: ReconcileConfig::default(),
         }
     }
 }
@@ -428,6 +507,27 @@ impl Config {
         resolve_opt(base, &mut self.rail.client_cert);
         resolve_opt(base, &mut self.rail.client_key);
         resolve_opt(base, &mut self.rail.files_dir);
+        resolve_opt(base, &mut self.http.operator_token_file);
+    }
+
+    /// The operator token (`http.operator_token`, else read from
+    /// `http.operator_token_file`), checked; `Ok(None)` when neither is set (the `/ops/`
+    /// routes then answer 404). Errors: an unreadable file, a token too short or with
+    /// spaces or control characters (the message never shows the token).
+    pub fn operator_token(&self) -> Result<Option<String>, ConfigError> {
+        let token = match (&self.http.operator_token, &self.http.operator_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        check_operator_token(&token).map_err(ConfigError::Invalid)?;
+        Ok(Some(token))
     }
 
     /// The folder of the rail's day files (docs/protocol.md §3.2): `rail.files_dir`, else
@@ -527,6 +627,14 @@ impl Config {
         }
         if self.utc_offset_seconds.unsigned_abs() >= 86_400 {
             return invalid("utc_offset_seconds must be within -86399..=86399".into());
+        }
+        if let Err(e) = self.reconcile.daily_time() {
+            return invalid(e);
+        }
+        if let Some(t) = &self.http.operator_token {
+            if let Err(e) = check_operator_token(t) {
+                return invalid(format!("http.operator_token: {e}"));
+            }
         }
         if let Some(c) = &self.clock {
             if let Err(e) = crate::clock::parse_fixed_checked(c) {

@@ -10,7 +10,9 @@
 //! - [`writer`]: the single batching writer (group commit)
 //! - [`rail`]: the payment rail (§3): records, client, super e-bank splitting, simulator
 //! - [`server`]: listeners (TCP, TLS), connection handlers, limits, shutdown
-//! - [`reconcile`]: reconciliation with the rail's day files (§3.2)
+//! - [`reconcile`]: reconciliation with the rail's day files (§3.2), by hand or daily in
+//!   `serve`
+//! - [`statement`]: statements (对账单) of a master account's day, CSV
 //! - [`receipt`]: e-receipt numbers and verification codes
 //! - [`tls`], [`devcerts`]: rustls configuration and throwaway certificates
 //! - [`client`], [`tools`]: an independent protocol client, fixture replay, load generator
@@ -40,6 +42,7 @@ pub mod rail;
 pub mod receipt;
 pub mod reconcile;
 pub mod server;
+pub mod statement;
 pub mod store;
 pub mod tls;
 pub mod tools;

@@ -137,6 +137,34 @@ enum Cmd {
     /// instructions still unknown from the file. Opens the store itself (stop the gateway
     /// first on the embedded store). Exit 0 no break, 1 breaks remain, 2 could not reconcile.
     Reconcile(ReconcileArgs),
+    /// Write the statement (对账单) of one master account for one business date as CSV
+    /// (docs/statements.md): every posting of the day, opening and closing balances, totals
+    /// and the 总分平衡 check. Opens the store itself (stop the gateway first on the embedded
+    /// store; a running gateway serves it at GET /ops/statements/MASTER/DATE.csv).
+    /// Exit 0 written and balanced, 1 written with a BREAK, 2 not written.
+    Statement(StatementArgs),
+}
+
+#[derive(clap::Args)]
+struct StatementArgs {
+    /// Master account number.
+    #[arg(long)]
+    master: String,
+    /// Business date yyyyMMdd.
+    #[arg(long)]
+    date: String,
+    /// Output file (`-` for standard output).
+    #[arg(long)]
+    out: PathBuf,
+    /// Configuration file (data_dir, database_url).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Embedded store directory (default ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL store instead of the embedded one.
+    #[arg(long, env = "BANKFEP_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +236,14 @@ struct ReconcileArgs {
     /// Folder of the report and the breaks file (default DATA_DIR/reconcile).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Reconcile through a running gateway instead of opening the store: its HTTP listener,
+    /// `http://HOST:PORT` (`POST /ops/reconcile`; the report is written by the gateway into
+    /// its own DATA_DIR/reconcile). Needs --operator-token-file.
+    #[arg(long, requires = "operator_token_file")]
+    gateway: Option<String>,
+    /// File holding the gateway's operator token (`http.operator_token`).
+    #[arg(long)]
+    operator_token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -376,6 +412,10 @@ struct ServeArgs {
     /// HTTP listener: e-receipt page, /metrics, /healthz, /readyz (default 127.0.0.1:7080).
     #[arg(long)]
     http_addr: Option<String>,
+    /// File holding the operator token of the HTTP operator area `/ops/`
+    /// (`http.operator_token_file`; without a token the area does not exist).
+    #[arg(long)]
+    operator_token_file: Option<PathBuf>,
     /// No `info` line per request (benchmarks); same as `log_requests = false`.
     #[arg(long)]
     no_log_requests: bool,
@@ -516,6 +556,7 @@ async fn run(cmd: Cmd) -> ExitCode {
         Cmd::Abuse(a) => abuse(a).await,
         Cmd::RailSim(a) => rail_sim(a).await,
         Cmd::Reconcile(a) => reconcile(a).await,
+        Cmd::Statement(a) => statement(a).await,
         Cmd::Admin(a) => tokio::task::spawn_blocking(move || admin(a))
             .await
             .unwrap_or(ExitCode::FAILURE),
@@ -641,6 +682,10 @@ async fn serve(a: ServeArgs) -> ExitCode {
     if a.no_log_requests {
         cfg.log_requests = false;
     }
+    if a.operator_token_file.is_some() {
+        cfg.http.operator_token = None;
+        cfg.http.operator_token_file = a.operator_token_file;
+    }
     let running = match bankfep::server::start(cfg).await {
         Ok(r) => r,
         Err(e) => {
@@ -713,7 +758,172 @@ fn admin(a: AdminArgs) -> ExitCode {
     }
 }
 
+/// Opens the store of `cfg` for a tool that must not run beside a gateway: the embedded
+/// store under its folder lock, or a database no instance holds a tenant lease on. Returns
+/// the store and the lock to keep; the error is the message to print.
+async fn open_alone(
+    cfg: &Config,
+    tool: &str,
+) -> Result<
+    (
+        Box<dyn bankfep::store::Store>,
+        Option<bankfep::store::lock::DataDirLock>,
+    ),
+    String,
+> {
+    match cfg.database_url.clone() {
+        Some(url) => {
+            // Off the runtime (the store blocks), and never beside a running gateway: this
+            // tool holds no tenant lease.
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut s = bankfep::store::postgres::PgStore::open(&url)?;
+                let live = s.live_leases()?;
+                Ok::<_, bankfep::store::StoreError>((s, live))
+            })
+            .await;
+            match opened {
+                Ok(Ok((_, live))) if live > 0 => Err(format!(
+                    "{tool}: {live} tenant lease(s) are held by running gateway instances; \
+                     stop them first, or ask a running gateway (docs/operations.md)"
+                )),
+                Ok(Ok((s, _))) => Ok((Box::new(s), None)),
+                Ok(Err(e)) => Err(format!("{tool}: store: {e}")),
+                Err(e) => Err(format!("{tool}: store: {e}")),
+            }
+        }
+        None => {
+            let lock = bankfep::store::lock::DataDirLock::acquire(&cfg.data_dir)
+                .map_err(|e| format!("{tool}: {e}"))?;
+            let dir = cfg.data_dir.clone();
+            match tokio::task::spawn_blocking(move || {
+                bankfep::store::sqlite::SqliteStore::open(&dir)
+            })
+            .await
+            {
+                Ok(Ok(s)) => Ok((Box::new(s), Some(lock))),
+                Ok(Err(e)) => Err(format!("{tool}: store: {e}")),
+                Err(e) => Err(format!("{tool}: store: {e}")),
+            }
+        }
+    }
+}
+
+async fn statement(a: StatementArgs) -> ExitCode {
+    let mut cfg = match &a.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if a.database_url.is_some() {
+        cfg.database_url = a.database_url;
+    }
+    if bankfep::statement::parse_date(&a.date).is_none() {
+        eprintln!("statement: --date {:?} must be yyyyMMdd", a.date);
+        return ExitCode::from(2);
+    }
+    let (store, _lock) = match open_alone(&cfg, "statement").await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let st = match bankfep::statement::from_store(store, &a.master, &a.date).await {
+        Ok(st) => st,
+        Err(e) => {
+            eprintln!("statement: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = if a.out.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(&st.csv)
+    } else {
+        std::fs::write(&a.out, &st.csv)
+    };
+    if let Err(e) = written {
+        eprintln!("statement: {}: {e}", a.out.display());
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "statement of {} for {}: {} postings, 总分平衡 {}",
+        a.master,
+        a.date,
+        st.postings,
+        if st.balanced { "OK" } else { "BREAK" }
+    );
+    if st.balanced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `bankfep reconcile --gateway URL`: `POST /ops/reconcile?date=D` with the operator token;
+/// prints the gateway's summary; exit 0 / 1 / 2 as when run alone.
+async fn reconcile_remote(url: &str, token_file: &std::path::Path, date: &str) -> ExitCode {
+    let token = match std::fs::read_to_string(token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => {
+            eprintln!("reconcile: {}: {e}", token_file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match bankfep::client::ops_post(url, &format!("/ops/reconcile?date={date}"), &token).await {
+        Ok((status, headers, body)) => {
+            let text = String::from_utf8_lossy(&body);
+            let breaks = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-bankfep-breaks"))
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+            match (status, breaks) {
+                (200, Some(n)) => {
+                    print!("{text}");
+                    if n == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                (401, _) => {
+                    eprintln!("reconcile: the gateway refused the operator token (401)");
+                    ExitCode::from(2)
+                }
+                (404, _) => {
+                    eprintln!(
+                        "reconcile: the gateway has no operator area (404: no token configured)"
+                    );
+                    ExitCode::from(2)
+                }
+                (s, _) => {
+                    eprintln!("reconcile: gateway answered {s}: {}", text.trim_end());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("reconcile: {url}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 async fn reconcile(a: ReconcileArgs) -> ExitCode {
+    if let Some(url) = &a.gateway {
+        let Some(f) = &a.operator_token_file else {
+            eprintln!("reconcile: --gateway needs --operator-token-file");
+            return ExitCode::from(2);
+        };
+        return reconcile_remote(url, f, &a.date).await;
+    }
     let mut cfg = match &a.config {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
@@ -739,54 +949,14 @@ async fn reconcile(a: ReconcileArgs) -> ExitCode {
         out_dir: a.out.unwrap_or_else(|| cfg.data_dir.join("reconcile")),
         expense_account: cfg.rail.expense_account.clone(),
     };
-    let mut _lock = None;
-    let store: Box<dyn bankfep::store::Store> = match cfg.database_url.clone() {
-        Some(url) => {
-            // Off the runtime (the store blocks), and never beside a running gateway: this
-            // writer holds no tenant lease, so it must not book while an instance does.
-            let opened = tokio::task::spawn_blocking(move || {
-                let mut s = bankfep::store::postgres::PgStore::open(&url)?;
-                let live = s.live_leases()?;
-                Ok::<_, bankfep::store::StoreError>((s, live))
-            })
-            .await;
-            match opened {
-                Ok(Ok((_, live))) if live > 0 => {
-                    eprintln!(
-                        "reconcile: {live} tenant lease(s) are held by running gateway instances; \
-                         stop them before reconciling against the database"
-                    );
-                    return ExitCode::from(2);
-                }
-                Ok(Ok((s, _))) => Box::new(s),
-                Ok(Err(e)) => {
-                    eprintln!("reconcile: store: {e}");
-                    return ExitCode::from(2);
-                }
-                Err(e) => {
-                    eprintln!("reconcile: store: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        None => {
-            match bankfep::store::lock::DataDirLock::acquire(&cfg.data_dir) {
-                Ok(l) => _lock = Some(l),
-                Err(e) => {
-                    eprintln!("reconcile: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            match bankfep::store::sqlite::SqliteStore::open(&cfg.data_dir) {
-                Ok(s) => Box::new(s),
-                Err(e) => {
-                    eprintln!("reconcile: store: {e}");
-                    return ExitCode::from(2);
-                }
-            }
+    let (store, _lock) = match open_alone(&cfg, "reconcile").await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
         }
     };
-    match bankfep::reconcile::run(store, &opts).await {
+    match bankfep::reconcile::run(bankfep::reconcile::Source::Opened(store), &opts).await {
         Ok(report) => {
             print!("{}", report.summary);
             use std::io::Write;

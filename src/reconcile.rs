@@ -15,11 +15,15 @@
 //! - 长款 (`long`): the rail settled, the gateway did not (failed, or holds no such
 //!   instruction);
 //! - 短款 (`short`): the gateway settled, the rail failed it or has no line for it;
-//! - amount or payee differs.
+//! - amount or payee differs;
+//! - `decided_later`: created on the date, absent from its files, present in the file of a
+//!   later date found in the folder (decided by the rail after midnight): not a break;
+//! - `pending`: the gateway still holds it as unknown and no file has it yet: not a break.
 //!
-//! Breaks are never corrected. The run opens the store itself: the embedded store's folder
-//! lock makes it wait for no running gateway (it refuses while one holds the folder).
-//! Amounts are integer fen.
+//! Breaks are never corrected. One core ([`run`]) works over either [`Source`]: a store the
+//! caller opened alone (`bankfep reconcile`: the embedded store's folder lock refuses while a
+//! gateway holds the folder), or the running gateway's writer ([`Live`]: the daily run of
+//! [`spawn_daily`] and `POST /ops/reconcile`). Amounts are integer fen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -213,8 +217,13 @@ pub enum Kind {
     /// The gateway held it as unknown; the file's outcome was booked (not a break).
     Booked,
     /// The gateway holds it as unknown and the rail has no line for it yet (not a break:
-    /// still being queried).
+    /// still being queried; carried to a later day).
     Pending,
+    /// Created on the date but absent from its file and present in the file of a later day
+    /// (decided by the rail after the cut-off, docs/protocol.md §3.2: "an instruction appears
+    /// once, in the file of the day it was finally decided"): not a break here, reconciled
+    /// by the run of that later day.
+    Later,
     /// The gateway failed it and the rail has no line (no money moved on either side).
     FailedNotAtRail,
     /// 长款: the rail settled, the gateway did not.
@@ -236,6 +245,7 @@ impl Kind {
             Kind::Matched => "matched",
             Kind::Booked => "booked_from_file",
             Kind::Pending => "pending",
+            Kind::Later => "decided_later",
             Kind::FailedNotAtRail => "failed_not_at_rail",
             Kind::Long => "long_长款",
             Kind::Short => "short_短款",
@@ -286,12 +296,15 @@ fn letter(s: InstructionState) -> &'static str {
 }
 
 /// Classifies the gateway's instructions `ours` (those created on the date, plus any named by
-/// a line, by id) against `files`. Returns the items and the outcomes to book (instructions
-/// the gateway holds as unknown and the file decides).
+/// a line, by id) against `files` (the date's). `later` holds the ids that have a line in a
+/// file of a later date present in the folder: an instruction created on the date, absent
+/// from its files and in `later`, is [`Kind::Later`], never 短款. Returns the items and the
+/// outcomes to book (instructions the gateway holds as unknown and the file decides).
 pub fn classify(
     files: &[DayFile],
     ours: &HashMap<String, Instruction>,
     created_that_day: &[String],
+    later: &HashSet<String>,
 ) -> (Vec<Item>, Vec<RailOutcome>) {
     let mut items = Vec::new();
     let mut book = Vec::new();
@@ -355,6 +368,7 @@ pub fn classify(
         }
         let Some(g) = ours.get(id) else { continue };
         let kind = match g.state {
+            _ if later.contains(id) => Kind::Later,
             InstructionState::Settled => Kind::Short,
             InstructionState::Unresolved => Kind::Pending,
             InstructionState::Failed => Kind::FailedNotAtRail,
@@ -440,35 +454,116 @@ fn csv_field(s: &str) -> String {
 pub const BREAKS_HEADER: &str = "kind,instruction_id,payer_acct,gateway_status,rail_status,\
 gateway_amount_fen,rail_amount_fen,gateway_payee,rail_payee";
 
-/// Reconciles `opts.date` against `store` (already opened by the caller, who holds it
-/// exclusively). Outcomes decided by the file for unknown instructions are booked through a
-/// writer over the store, as `7003` answers are.
+/// Where a reconciliation reads the store and books the outcomes the files decide.
+pub enum Source {
+    /// A store the caller opened and holds alone (`bankfep reconcile`: the embedded store's
+    /// folder lock, or a database no gateway holds a lease on). It is read directly; a writer
+    /// is started over it only when there is something to book.
+    Opened(Box<dyn crate::store::Store>),
+    /// The running gateway's writer (the daily run inside `serve`, `POST /ops/reconcile`):
+    /// reads go through it as [`crate::writer::Job::Read`], bookings as
+    /// [`crate::writer::Job::Rail`], exactly as a `7003` answer.
+    Live(crate::writer::WriterHandle),
+}
+
+/// Longest wait for one read through a live writer (instructions of a whole day).
+const LIVE_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A [`Source`] during a run: the opened store is lent to blocking reads one at a time.
+enum Reader {
+    Opened(Option<Box<dyn crate::store::Store>>),
+    Live(crate::writer::WriterHandle),
+}
+
+impl Reader {
+    async fn read<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, crate::store::StoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, ReconcileError> {
+        let other = |e: String| ReconcileError::Other(e);
+        match self {
+            Reader::Opened(slot) => {
+                let mut store = slot.take().ok_or_else(|| other("store lost".into()))?;
+                let (store, out) = tokio::task::spawn_blocking(move || {
+                    let out = f(&mut *store);
+                    (store, out)
+                })
+                .await
+                .map_err(|e| other(e.to_string()))?;
+                *slot = Some(store);
+                out.map_err(|e| other(e.to_string()))
+            }
+            Reader::Live(w) => crate::http::read_store(w, LIVE_READ_WAIT, f)
+                .await
+                .ok_or_else(|| other("the gateway's writer did not answer".into()))?
+                .map_err(|e| other(e.to_string())),
+        }
+    }
+}
+
+/// The day files of `payer` for dates after `date` present in `dir`, checked; for the ids
+/// decided on a later day (docs/protocol.md §3.2).
 ///
-/// Errors: a missing or malformed file, a store or writer failure, an unwritable report.
-pub async fn run(
-    store: Box<dyn crate::store::Store>,
-    opts: &ReconcileOptions,
-) -> Result<Report, ReconcileError> {
+/// Errors: a later file that is malformed ([`ReconcileError::Malformed`]).
+fn later_ids(dir: &Path, payers: &[String], date: &str) -> Result<HashSet<String>, ReconcileError> {
+    let mut ids = HashSet::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(ids);
+    };
+    let mut names: Vec<(String, String, PathBuf)> = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some(rest) = name
+            .strip_prefix("RAIL_")
+            .and_then(|r| r.strip_suffix(".txt"))
+        else {
+            continue;
+        };
+        let Some((payer, day)) = rest.rsplit_once('_') else {
+            continue;
+        };
+        if day.len() == 8 && digits(day) && day > date && payers.iter().any(|p| p == payer) {
+            names.push((payer.to_owned(), day.to_owned(), e.path()));
+        }
+    }
+    names.sort();
+    for (payer, day, path) in names {
+        let bytes = std::fs::read(&path).map_err(|e| ReconcileError::Other(e.to_string()))?;
+        let f = parse_day_file(&path, &bytes, &payer, &day)?;
+        ids.extend(f.lines.into_iter().map(|l| l.id));
+    }
+    Ok(ids)
+}
+
+/// Reconciles `opts.date` against `source` (docs/protocol.md §3.2) and writes the report
+/// and breaks files. Outcomes the files decide for instructions the gateway holds as unknown
+/// are booked through a writer as `7003` answers are: the caller's live writer, or one
+/// started over the opened store.
+///
+/// Errors: a missing or malformed file ([`ReconcileError::Missing`],
+/// [`ReconcileError::Malformed`]: exit 2, never "no breaks"), a store or writer failure, an
+/// unwritable report.
+pub async fn run(source: Source, opts: &ReconcileOptions) -> Result<Report, ReconcileError> {
     let other = |e: String| ReconcileError::Other(e);
     let date = opts.date.clone();
     if date.len() != 8 || !digits(&date) {
         return Err(other(format!("--date {date:?} must be yyyyMMdd")));
     }
-    // Store reads (blocking).
-    let (mut store, masters, subs, counters, secret, created) = {
-        let date = date.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-            let mut store = store;
-            let (masters, subs, counters) = store.load()?;
-            let secret = store.receipt_secret(&[0u8; 32])?;
-            let created = store.instructions_of_date(&date)?;
-            Ok((store, masters, subs, counters, secret, created))
-        })
-        .await
-        .map_err(|e| other(e.to_string()))?
-        .map_err(|e| other(e.to_string()))?
+    let mut reader = match source {
+        Source::Opened(s) => Reader::Opened(Some(s)),
+        Source::Live(w) => Reader::Live(w),
     };
-    let mut payers: Vec<String> = masters.iter().map(|m| m.acct_no.clone()).collect();
+    let masters: Vec<String> = reader
+        .read(|s| {
+            let (masters, _, _) = s.load()?;
+            Ok(masters.into_iter().map(|m| m.acct_no).collect())
+        })
+        .await?;
+    let mut payers = masters;
     payers.push(opts.expense_account.clone());
     payers.sort();
     payers.dedup();
@@ -478,6 +573,10 @@ pub async fn run(
         let bytes = std::fs::read(&path).map_err(|_| ReconcileError::Missing(path.clone()))?;
         files.push(parse_day_file(&path, &bytes, p, &date)?);
     }
+    let created = {
+        let date = date.clone();
+        reader.read(move |s| s.instructions_of_date(&date)).await?
+    };
     let mut ours: HashMap<String, Instruction> =
         created.iter().map(|i| (i.id.clone(), i.clone())).collect();
     let created_ids: Vec<String> = created.iter().map(|i| i.id.clone()).collect();
@@ -487,53 +586,65 @@ pub async fn run(
         .flat_map(|f| f.lines.iter().map(|l| l.id.clone()))
         .filter(|id| !ours.contains_key(id))
         .collect();
-    let (store, found) = tokio::task::spawn_blocking(move || {
-        let mut found = Vec::new();
-        for id in &missing {
-            match store.instruction(id) {
-                Ok(Some(i)) => found.push(i),
-                Ok(None) => {}
-                Err(e) => return Err(e),
+    if !missing.is_empty() {
+        let found = reader
+            .read(move |s| {
+                let mut found = Vec::new();
+                for id in &missing {
+                    if let Some(i) = s.instruction(id)? {
+                        found.push(i);
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        for i in found {
+            ours.insert(i.id.clone(), i);
+        }
+    }
+    // Instructions of the date absent from its files: decided on a later day?
+    let in_files: HashSet<&str> = files
+        .iter()
+        .flat_map(|f| f.lines.iter().map(|l| l.id.as_str()))
+        .collect();
+    let absent = created_ids.iter().any(|id| !in_files.contains(id.as_str()));
+    let later = if absent {
+        later_ids(&opts.files_dir, &payers, &date)?
+    } else {
+        HashSet::new()
+    };
+    let (items, to_book) = classify(&files, &ours, &created_ids, &later);
+    if !to_book.is_empty() {
+        match reader {
+            Reader::Live(w) => book(&w, &to_book).await?,
+            Reader::Opened(store) => {
+                let store = store.ok_or_else(|| other("store lost".into()))?;
+                book_opened(store, &opts.expense_account, &to_book).await?
             }
         }
-        Ok((store, found))
-    })
-    .await
-    .map_err(|e| other(e.to_string()))?
-    .map_err(|e: crate::store::StoreError| other(e.to_string()))?;
-    for i in found {
-        ours.insert(i.id.clone(), i);
-    }
-    let (items, to_book) = classify(&files, &ours, &created_ids);
-    if to_book.is_empty() {
-        drop(store);
-    } else {
-        book(
-            store,
-            masters,
-            subs,
-            counters,
-            &secret,
-            &opts.expense_account,
-            &to_book,
-        )
-        .await?;
     }
     write_report(opts, items, &payers)
 }
 
-/// Books `outcomes` through a writer over `store` (the `7003` path: `Job::Rail`).
-async fn book(
+/// Starts a writer over the opened `store`, books `outcomes` through it, and stops it
+/// (checking the ledger invariants after the booking).
+async fn book_opened(
     store: Box<dyn crate::store::Store>,
-    masters: Vec<crate::ledger::Master>,
-    subs: Vec<crate::ledger::SubAccount>,
-    counters: crate::ledger::state::Counters,
-    secret: &[u8],
     expense_account: &str,
     outcomes: &[RailOutcome],
 ) -> Result<(), ReconcileError> {
-    use crate::writer::{spawn, Job, WriterConfig, WriterCtx};
+    use crate::writer::{spawn, WriterConfig, WriterCtx};
     let other = |e: String| ReconcileError::Other(e);
+    let (store, masters, subs, counters, secret) =
+        tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+            let mut store = store;
+            let (masters, subs, counters) = store.load()?;
+            let secret = store.receipt_secret(&[0u8; 32])?;
+            Ok((store, masters, subs, counters, secret))
+        })
+        .await
+        .map_err(|e| other(e.to_string()))?
+        .map_err(|e| other(e.to_string()))?;
     let state = crate::ledger::LedgerState::from_rows(masters, subs, counters);
     let schemas =
         Arc::new(crate::codec::schema::Schemas::load_embedded().map_err(|e| other(e.to_string()))?);
@@ -543,7 +654,7 @@ async fn book(
         WriterCtx {
             schemas,
             clock: Arc::new(crate::clock::SystemClock::default()),
-            signer: crate::receipt::Signer::new(secret),
+            signer: crate::receipt::Signer::new(&secret),
             expense_account: expense_account.to_owned(),
             instructions: None,
             max_chunks: 200,
@@ -553,9 +664,26 @@ async fn book(
         WriterConfig::default(),
     )
     .map_err(|e| other(e.to_string()))?;
+    let booked = book(&handle, outcomes).await;
+    let check = handle.snapshot().await;
+    drop(handle);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    booked?;
+    let (_, check) = check.ok_or_else(|| other("writer stopped".into()))?;
+    check.map_err(|v| other(format!("ledger invariants after booking: {v}")))
+}
+
+/// Books `outcomes` through `writer` (the `7003` path: [`crate::writer::Job::Rail`]), one at
+/// a time, each confirmed durable before the next.
+async fn book(
+    writer: &crate::writer::WriterHandle,
+    outcomes: &[RailOutcome],
+) -> Result<(), ReconcileError> {
+    use crate::writer::Job;
+    let other = |e: String| ReconcileError::Other(e);
     for o in outcomes {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        handle
+        writer
             .submit_wait(Job::Rail(Box::new(o.clone()), tx))
             .await
             .map_err(|_| other("writer stopped".into()))?;
@@ -566,13 +694,7 @@ async fn book(
             _ => return Err(other(format!("could not book {}", o.instruction_id))),
         }
     }
-    let (_, check) = handle
-        .snapshot()
-        .await
-        .ok_or_else(|| other("writer stopped".into()))?;
-    drop(handle);
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    check.map_err(|v| other(format!("ledger invariants after booking: {v}")))
+    Ok(())
 }
 
 fn write_report(
@@ -653,4 +775,203 @@ fn write_report(
         summary: s,
         breaks_path,
     })
+}
+
+/// Reconciliation against the running gateway: the daily run inside `serve` and
+/// `POST /ops/reconcile` (`bankfep reconcile --gateway`). One run at a time.
+pub struct Live {
+    /// The gateway's writer: reads and bookings go through it.
+    pub writer: crate::writer::WriterHandle,
+    /// Folder of the rail's day files (`rail.files_dir`).
+    pub files_dir: PathBuf,
+    /// Folder of the reports (`DATA_DIR/reconcile`, where `/metrics` reads the newest).
+    pub out_dir: PathBuf,
+    /// The bank's expense account (its file is read too).
+    pub expense_account: String,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    /// A reconciler over `writer`.
+    pub fn new(
+        writer: crate::writer::WriterHandle,
+        files_dir: PathBuf,
+        out_dir: PathBuf,
+        expense_account: String,
+    ) -> Live {
+        Live {
+            writer,
+            files_dir,
+            out_dir,
+            expense_account,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Reconciles `date` (`yyyyMMdd`) through the writer, after any run in progress ends;
+    /// logs the summary. The run is its own task: a caller that goes away (a closed HTTP
+    /// connection) does not cut it short. Errors: as [`run`].
+    pub async fn run(self: &Arc<Self>, date: &str) -> Result<Report, ReconcileError> {
+        let me = self.clone();
+        let date = date.to_owned();
+        tokio::spawn(async move {
+            let _one = me.running.lock().await;
+            let opts = ReconcileOptions {
+                date: date.clone(),
+                files_dir: me.files_dir.clone(),
+                out_dir: me.out_dir.clone(),
+                expense_account: me.expense_account.clone(),
+            };
+            let r = run(Source::Live(me.writer.clone()), &opts).await;
+            match &r {
+                Ok(report) => tracing::info!(
+                    date = %date,
+                    breaks = report.breaks(),
+                    summary = %report.summary.trim_end(),
+                    "reconciled against the rail's day files"
+                ),
+                Err(e) => tracing::warn!(date = %date, error = %e, "could not reconcile"),
+            }
+            r
+        })
+        .await
+        .map_err(|e| ReconcileError::Other(e.to_string()))?
+    }
+}
+
+/// Outcomes of the daily runs, for `/metrics` (`bankfep_reconcile_daily_runs_total`):
+/// reconciled without break, with breaks, a day file missing, any other failure.
+static DAILY: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+const DAILY_LABELS: [&str; 4] = ["clean", "breaks", "missing_file", "failed"];
+
+fn count_daily(i: usize) {
+    DAILY[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The daily-run counters in the Prometheus text format.
+pub fn render_daily_metrics() -> String {
+    let mut s = String::from(
+        "# HELP bankfep_reconcile_daily_runs_total Daily reconciliations inside serve, by outcome (docs/operations.md).\n\
+         # TYPE bankfep_reconcile_daily_runs_total counter\n",
+    );
+    for (i, l) in DAILY_LABELS.iter().enumerate() {
+        s.push_str(&format!(
+            "bankfep_reconcile_daily_runs_total{{result=\"{l}\"}} {}\n",
+            DAILY[i].load(std::sync::atomic::Ordering::Relaxed)
+        ));
+    }
+    s
+}
+
+/// How often the daily task looks at the business clock (real time).
+const DAILY_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+/// After a failed daily run (a file not there yet), the next attempt waits this much
+/// business time.
+const DAILY_RETRY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// What the daily task should do at business time `now`: the date to reconcile, if any.
+/// `done` is the last date reconciled (or found reconciled), `last_try` the business time
+/// of the last failed attempt.
+pub fn daily_due(
+    now: chrono::NaiveDateTime,
+    at: chrono::NaiveTime,
+    done: Option<&str>,
+    last_try: Option<chrono::NaiveDateTime>,
+) -> Option<String> {
+    if now.time() < at {
+        return None;
+    }
+    let target = (now.date() - chrono::Days::new(1))
+        .format("%Y%m%d")
+        .to_string();
+    if done == Some(target.as_str()) {
+        return None;
+    }
+    if last_try.is_some_and(|t| now - t < DAILY_RETRY && now.date() == t.date()) {
+        return None;
+    }
+    Some(target)
+}
+
+/// The daily reconciliation inside `serve`: from `at` (business time, `[reconcile]
+/// daily_at`) each day, the previous business date is reconciled through `live`. A date
+/// whose report (`reconcile_{date}.txt`) is already in the reports folder counts as done (a
+/// restart does not redo it). A missing or malformed file, or any failure, is logged and
+/// counted and retried an hour (business time) later; the gateway never stops for it.
+pub fn spawn_daily(
+    live: Arc<Live>,
+    at: chrono::NaiveTime,
+    clock: Arc<dyn crate::clock::Clock>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut done: Option<String> = None;
+        let mut last_try: Option<chrono::NaiveDateTime> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(DAILY_TICK) => {}
+            }
+            let now = clock.now();
+            let Some(date) = daily_due(now, at, done.as_deref(), last_try) else {
+                continue;
+            };
+            if live.out_dir.join(format!("reconcile_{date}.txt")).exists() {
+                done = Some(date);
+                continue;
+            }
+            tracing::info!(date = %date, "daily reconciliation");
+            match live.run(&date).await {
+                Ok(report) => {
+                    count_daily(usize::from(report.breaks() > 0));
+                    done = Some(date);
+                    last_try = None;
+                }
+                Err(e) => {
+                    count_daily(if matches!(e, ReconcileError::Missing(_)) {
+                        2
+                    } else {
+                        3
+                    });
+                    last_try = Some(now);
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod daily_tests {
+    use super::*;
+
+    fn t(s: &str) -> chrono::NaiveDateTime {
+        crate::clock::parse_fixed(s).unwrap()
+    }
+
+    #[test]
+    fn the_previous_date_once_from_the_configured_time() {
+        let at = chrono::NaiveTime::from_hms_opt(6, 0, 0).unwrap();
+        assert_eq!(daily_due(t("2026-11-24T05:59:59"), at, None, None), None);
+        assert_eq!(
+            daily_due(t("2026-11-24T06:00:00"), at, None, None).as_deref(),
+            Some("20261123")
+        );
+        assert_eq!(
+            daily_due(t("2026-11-24T07:00:00"), at, Some("20261123"), None),
+            None
+        );
+        // A failed attempt is retried an hour later, not at every tick.
+        let tried = Some(t("2026-11-24T06:00:00"));
+        assert_eq!(daily_due(t("2026-11-24T06:30:00"), at, None, tried), None);
+        assert_eq!(
+            daily_due(t("2026-11-24T07:00:00"), at, None, tried).as_deref(),
+            Some("20261123")
+        );
+        // Across the year's end.
+        assert_eq!(
+            daily_due(t("2027-01-01T06:00:00"), at, Some("20261230"), None).as_deref(),
+            Some("20261231")
+        );
+    }
 }

@@ -20,7 +20,7 @@ async fn a_low_open_file_limit_lowers_the_cap_instead_of_stalling() {
     let (pp, cp) = (free_port(), free_port());
     let log = std::fs::File::create(dir.join("gateway.log")).expect("log");
     let script = format!(
-        "ulimit -n 256 && exec {} serve --data-dir {} --platform-addr 127.0.0.1:{pp} --core-addr 127.0.0.1:{cp} --citic-addr 127.0.0.1:0",
+        "ulimit -n 256 && exec {} serve --data-dir {} --platform-addr 127.0.0.1:{pp} --core-addr 127.0.0.1:{cp} --citic-addr 127.0.0.1:0 --http-addr 127.0.0.1:0",
         env!("CARGO_BIN_EXE_bankfep"),
         dir.join("data").display()
     );

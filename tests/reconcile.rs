@@ -267,3 +267,109 @@ fn sim_line(sim: &RailSim, seq_b: &str) -> String {
     assert_eq!(st, RailStatus::Settled);
     format!("D|{id}|7001|S||{BOUND}|{amount}|R000000000099|100000")
 }
+
+/// An instruction created on D but decided by the rail after midnight is in D+1's file, not
+/// D's (docs/protocol.md §3.2). Without D+1's file it is still 短款 (nothing says the rail
+/// has it); with D+1's file in the folder it is `decided_later`, not a break, and D+1's run
+/// matches it. A lost instruction stays 短款 whatever later files there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instruction_decided_after_midnight_is_no_short() {
+    let files = TempDir::new("recon-midnight-files");
+    let out = TempDir::new("recon-midnight-out");
+    let clock = bankfep::clock::parse_fixed(CLOCK).unwrap();
+    let sim = RailSim::start_with(
+        "127.0.0.1:0",
+        SimFaults::default(),
+        SimOptions {
+            clock: Arc::new(FixedClock(clock)),
+            files_dir: Some(files.path().to_path_buf()),
+            payers: vec![MASTER.into(), EXPENSE.into()],
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let data: PathBuf = temp_dir("recon-midnight");
+    let mut cfg = test_config(data.clone());
+    cfg.rail.addr = Some(sim.addr().to_string());
+    let gw = start_with(cfg).await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let sub = open_sub(&mut c, "MN01", "张三").await;
+    fund(&mut core, "CORE-MN1", &sub, 10_000_000).await;
+    bind_with(&mut c, &sub, "MN01", "张三", BOUND, || sim.balance(BOUND)).await;
+    let mut ids = Vec::new();
+    for amt in ["1000.00", "2000.00"] {
+        let s = serial("MN");
+        let r = withdraw(&mut c, &s, &sub, "MN01", "张三", BOUND, amt, "0").await;
+        ids.push(chunk_id(&r.field("FrontSeqNo").unwrap(), 1));
+        assert_eq!(
+            wait_done(&mut c, &s).await.field("TranStatus").as_deref(),
+            Some("0")
+        );
+    }
+    let Gw { running, dir, .. } = gw;
+    running.shutdown().await;
+    sim.write_day_files(
+        files.path(),
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+    )
+    .unwrap();
+    // The rail decided the first after midnight: its line moves to D+1's file. The second
+    // is lost by the rail altogether.
+    let master_file = files.path().join(format!("RAIL_{MASTER}_{DATE}.txt"));
+    let text = std::fs::read_to_string(&master_file).unwrap();
+    let moved = text
+        .lines()
+        .find(|l| l.starts_with(&format!("D|{}|", ids[0])))
+        .unwrap();
+    let moved = format!("{}|001500", moved.rsplit_once('|').unwrap().0);
+    edit_file(&master_file, |d| {
+        d.retain(|l| !l.contains(&ids[0]) && !l.contains(&ids[1]))
+    });
+    let (code, text) = reconcile(dir.path(), files.path(), out.path());
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("breaks: 2"),
+        "no later file yet: both short\n{text}"
+    );
+
+    let next = "20261124";
+    let amount: i64 = moved.split('|').nth(6).unwrap().parse().unwrap();
+    std::fs::write(
+        files.path().join(format!("RAIL_{MASTER}_{next}.txt")),
+        format!("H|{next}|{MASTER}|1|{amount}\n{moved}\nT|1|1|{amount}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join(format!("RAIL_{EXPENSE}_{next}.txt")),
+        format!("H|{next}|{EXPENSE}|0|0\nT|0|0|0\n"),
+    )
+    .unwrap();
+    let (code, text) = reconcile(dir.path(), files.path(), out.path());
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("decided_later        1"), "{text}");
+    assert!(text.contains("breaks: 1"), "{text}");
+    let b = breaks(out.path());
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert!(
+        b[1].starts_with(&format!("short_短款,{},", ids[1])),
+        "{b:?}"
+    );
+
+    // D+1's run finds the first by its id: matched, no break.
+    let o = Command::new(env!("CARGO_BIN_EXE_bankfep"))
+        .args(["reconcile", "--date", next])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--rail-files")
+        .arg(files.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("matched              1"), "{text}");
+    sim.shutdown().await;
+}

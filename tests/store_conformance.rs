@@ -75,7 +75,124 @@ conformance!(
     bindings_are_set_replaced_and_removed,
     checks_refuse_impossible_balances,
     counters_never_repeat,
+    statement_source_of_a_day,
 );
+
+/// A statement's data (issue 10): the master and its sub-accounts as they are now, the
+/// postings booked on the date with their receipt numbers, in booking order, and the sums of
+/// the postings booked after it per (debit, credit); an unknown master is `None`.
+fn statement_source_of_a_day(open: Open<'_>) {
+    let mut s = open();
+    s.provision_master(ENT, MASTER).expect("provision");
+    let mid = master_id(s.as_mut());
+    let post = |debit, credit, amount| Posting {
+        master_id: mid,
+        debit,
+        credit,
+        amount,
+        booking_type: BookingType::InboundCredit,
+    };
+    s.begin().expect("begin");
+    // The day before: 50.00 in.
+    let mut w = Writes::default();
+    w.postings.push(post(Side::Mirror, Side::Sub(1), 5_000));
+    w.booking_date = 20261122;
+    w.subs.push(sub(1, mid, 5_000));
+    one(s.as_mut(), &w, Some("2026112200000001"), None);
+    // The day: 10.00 in (with a receipt), then 3.00 to the fee account.
+    let mut w = Writes::default();
+    w.postings.push(post(Side::Mirror, Side::Sub(1), 1_000));
+    w.booking_date = 20261123;
+    w.receipts.push(ReceiptRow {
+        front_seq_no: "2026112300000002".into(),
+        master_id: mid,
+        receipt_no: "HD202611230000000001".into(),
+        check_code: "ABCDEFGH12345678".into(),
+        booking_date: "20261123".into(),
+        payer_acct: "6217000000000000001".into(),
+        payer_name: "李四".into(),
+        payee_acct: sub(1, mid, 0).sub_acct_no,
+        payee_name: "张三".into(),
+        amount: 1_000,
+        summary: "入金".into(),
+    });
+    one(s.as_mut(), &w, Some("2026112300000002"), None);
+    let mut w = Writes::default();
+    w.postings.push(post(Side::Sub(1), Side::Fee, 300));
+    w.booking_date = 20261123;
+    one(s.as_mut(), &w, Some("2026112300000003"), None);
+    // The day after: two credits of 1.00 and 2.00, summed.
+    for (n, amount) in [(4, 100), (5, 200)] {
+        let mut w = Writes::default();
+        w.postings.push(post(Side::Mirror, Side::Sub(1), amount));
+        w.booking_date = 20261124;
+        one(s.as_mut(), &w, Some(&format!("20261124{n:08}")), None);
+    }
+    let m = master(mid, 6_300, 0, 300, 0);
+    let sb = sub(1, mid, 6_000);
+    s.write_accounts(&[&m], &[&sb]).expect("accounts");
+    s.commit().expect("commit");
+    drop(s);
+    let mut s = open();
+    assert_eq!(
+        s.statement_source("6222000000000000999", 20261123).unwrap(),
+        None
+    );
+    let src = s
+        .statement_source(MASTER, 20261123)
+        .unwrap()
+        .expect("master");
+    assert_eq!(src.master.mirror, 6_300);
+    assert_eq!(
+        src.subs
+            .iter()
+            .map(|b| (b.id, b.sub_acct_no.clone(), b.balance))
+            .collect::<Vec<_>>(),
+        vec![(1, sb.sub_acct_no.clone(), 6_000)]
+    );
+    let got: Vec<_> = src
+        .postings
+        .iter()
+        .map(|p| {
+            (
+                p.front_seq_no.as_str(),
+                p.debit.as_str(),
+                p.credit.as_str(),
+                p.amount,
+                p.booking_type.as_str(),
+                p.booking_date,
+                p.receipt_no.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "2026112300000002",
+                "mirror",
+                "sub:1",
+                1_000,
+                "04",
+                20261123,
+                "HD202611230000000001"
+            ),
+            ("2026112300000003", "sub:1", "fee", 300, "04", 20261123, ""),
+        ]
+    );
+    assert_eq!(src.later, vec![("mirror".into(), "sub:1".into(), 300)]);
+    // The statement built from it: opening 50.00, closing 57.00 on the sub-account.
+    let st = bankfep::statement::render(&src, "20261123").expect("render");
+    let text = String::from_utf8(st.csv).unwrap();
+    assert!(st.balanced, "{text}");
+    assert!(
+        text.contains(&format!(
+            "balance,{MASTER},20261123,,,,,,,{},sub,张三,,50.00,3.00,10.00,57.00,,",
+            sb.sub_acct_no
+        )),
+        "{text}"
+    );
+}
 
 /// Numbers handed out by a store never repeat, across reopens (and, for a shared store,
 /// across processes): either counters saved with each batch come back, or reserved blocks

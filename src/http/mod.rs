@@ -1,5 +1,7 @@
 //! The HTTP listener (docs/protocol.md §6): the e-receipt verification page (非登录打印),
-//! `/metrics`, `/healthz` and `/readyz`. Plain HTTP/1.1 over hyper; `GET` and `HEAD` only.
+//! `/metrics`, `/healthz` and `/readyz`, public; and the operator area `/ops/…`
+//! (statements, reconciliation), behind a bearer token, absent without one. Plain HTTP/1.1
+//! over hyper; `GET` and `HEAD` only, but `POST /ops/reconcile`.
 //!
 //! Limits (docs/protocol.md §6): at most [`CONNECTIONS_MAX`] open connections (more are
 //! closed at once); request line and headers within [`HEADER_BYTES_MAX`] bytes; headers
@@ -67,7 +69,15 @@ pub struct HttpCtx {
     /// Where `bankfep reconcile` writes its reports (`DATA_DIR/reconcile`): `/metrics`
     /// shows the breaks of the newest one.
     pub reconcile_dir: Option<std::path::PathBuf>,
+    /// The operator bearer token (`http.operator_token`); `None`: the `/ops/` routes do not
+    /// exist (404 like any unknown path).
+    pub operator_token: Option<String>,
+    /// Reconciliation through this gateway's writer (`POST /ops/reconcile`).
+    pub reconciler: Option<Arc<crate::reconcile::Live>>,
 }
+
+/// Longest wait for the writer to answer a statement read.
+pub const STATEMENT_WAIT: Duration = Duration::from_secs(30);
 
 /// The HTTP listener, bound but not yet accepting.
 pub struct HttpBound {
@@ -177,6 +187,9 @@ const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
 async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    if req.uri().path().starts_with("/ops/") {
+        return ops(ctx, req).await;
+    }
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n");
@@ -220,6 +233,7 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
                     "# HELP bankfep_reconciliation_breaks Breaks left by the newest reconciliation (docs/protocol.md §3.2), by business date.\n# TYPE bankfep_reconciliation_breaks gauge\nbankfep_reconciliation_breaks{{date=\"{date}\"}} {n}\n"
                 ));
             }
+            text.push_str(&crate::reconcile::render_daily_metrics());
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -235,17 +249,19 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
     resp
 }
 
-/// Runs `f` on the store through the writer; `None` when the writer is gone, its lane
-/// stays full, or no answer comes within [`STORE_WAIT`].
-async fn read_store<T: Send + 'static>(
+/// Runs `f` on the store through the writer (a [`Job::Read`], between batches: committed
+/// data only); `None` when the writer is gone, its lane stays full, or no answer comes
+/// within `wait`. The way to read a store a running gateway holds.
+pub async fn read_store<T: Send + 'static>(
     writer: &WriterHandle,
+    wait: Duration,
     f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = oneshot::channel();
     let job = Job::Read(ReadJob(Box::new(move |s| {
         let _ = tx.send(f(s));
     })));
-    let deadline = Instant::now() + STORE_WAIT;
+    let deadline = Instant::now() + wait;
     tokio::time::timeout_at(deadline.into(), writer.submit_wait(job))
         .await
         .ok()?
@@ -256,10 +272,156 @@ async fn read_store<T: Send + 'static>(
         .ok()
 }
 
+/// Whether `req` carries `Authorization: Bearer {token}`. Both sides are hashed first and
+/// the digests compared without an early exit: the time taken says nothing about the token,
+/// not even its length.
+fn authorized(token: &str, req: &Request<Incoming>) -> bool {
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let a = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
+    let b = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref().iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+        && !given.is_empty()
+}
+
+/// The operator area (docs/operations.md "The operator area"): 404 for every `/ops/` path
+/// when no token is configured (as for an unknown path), 401 without detail when the bearer
+/// token is missing or wrong, then
+/// - `GET /ops/statements/{master}/{yyyyMMdd}.csv`: the statement (docs/statements.md),
+///   read through the writer; 404 for an unknown master account or a bad date;
+/// - `POST /ops/reconcile?date=yyyyMMdd`: reconciles the date through this gateway's
+///   writer; 200 with the summary and `x-bankfep-breaks: N`, 422 when a day file is missing
+///   or malformed (nothing was decided), 503 on a store failure.
+///
+/// No request body is accepted (413).
+async fn ops(ctx: &HttpCtx, req: Request<Incoming>) -> Resp {
+    let Some(token) = ctx.operator_token.as_deref() else {
+        return respond(StatusCode::NOT_FOUND, TEXT, "not found\n");
+    };
+    if !authorized(token, &req) {
+        let mut r = respond(StatusCode::UNAUTHORIZED, TEXT, "unauthorized\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let has_body = req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        return respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            TEXT,
+            "no request body allowed\n",
+        );
+    }
+    let path = req.uri().path();
+    let head = req.method() == Method::HEAD;
+    if let Some(rest) = path.strip_prefix("/ops/statements/") {
+        if req.method() != Method::GET && !head {
+            return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n");
+        }
+        let parsed = rest
+            .strip_suffix(".csv")
+            .and_then(|r| r.split_once('/'))
+            .filter(|(m, d)| {
+                !m.is_empty()
+                    && m.len() <= 32
+                    && m.bytes().all(|b| b.is_ascii_alphanumeric())
+                    && crate::statement::parse_date(d).is_some()
+            });
+        let Some((master, date)) = parsed else {
+            return respond(StatusCode::NOT_FOUND, TEXT, "no such statement\n");
+        };
+        let mut resp =
+            match crate::statement::from_writer(&ctx.writer, master, date, STATEMENT_WAIT).await {
+                Ok(st) => {
+                    let mut r = respond(StatusCode::OK, "text/csv; charset=utf-8", st.csv);
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                        "attachment; filename=\"statement_{master}_{date}.csv\""
+                    )) {
+                        r.headers_mut()
+                            .insert(hyper::header::CONTENT_DISPOSITION, v);
+                    }
+                    r
+                }
+                Err(crate::statement::StatementError::NoSuchMaster(_))
+                | Err(crate::statement::StatementError::BadDate(_)) => {
+                    respond(StatusCode::NOT_FOUND, TEXT, "no such statement\n")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "statement failed");
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        "statement failed, retry\n",
+                    )
+                }
+            };
+        if head {
+            *resp.body_mut() = Full::new(Bytes::new());
+        }
+        return resp;
+    }
+    if path == "/ops/reconcile" {
+        if req.method() != Method::POST {
+            return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n");
+        }
+        let Some(live) = ctx.reconciler.as_ref() else {
+            return respond(StatusCode::NOT_FOUND, TEXT, "not found\n");
+        };
+        let date = match param(req.uri().query().unwrap_or(""), "date") {
+            Ok(Some(d)) if crate::statement::parse_date(&d).is_some() => d,
+            _ => {
+                return respond(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    TEXT,
+                    "date must be yyyyMMdd\n",
+                )
+            }
+        };
+        return match live.run(&date).await {
+            Ok(report) => {
+                let mut r = respond(StatusCode::OK, TEXT, report.summary.clone());
+                r.headers_mut().insert(
+                    "x-bankfep-breaks",
+                    hyper::header::HeaderValue::from(report.breaks()),
+                );
+                r
+            }
+            Err(
+                e @ (crate::reconcile::ReconcileError::Missing(_)
+                | crate::reconcile::ReconcileError::Malformed { .. }),
+            ) => respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TEXT,
+                format!("cannot reconcile: {e}\n"),
+            ),
+            Err(e) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!("cannot reconcile: {e}\n"),
+            ),
+        };
+    }
+    respond(StatusCode::NOT_FOUND, TEXT, "not found\n")
+}
+
 /// `/readyz`: every listener accepts and the store answers a lookup through the writer.
 async fn ready(ctx: &HttpCtx) -> bool {
     ctx.listening.load(Ordering::Acquire)
-        && read_store(&ctx.writer, |s| s.receipt_by_no("").is_ok()).await == Some(true)
+        && read_store(&ctx.writer, STORE_WAIT, |s| s.receipt_by_no("").is_ok()).await == Some(true)
 }
 
 /// One query parameter, percent- and `+`-decoded as a form submits it, trimmed: `Ok(None)`
@@ -354,7 +516,7 @@ async fn verify(ctx: &HttpCtx, peer: SocketAddr, query: &str) -> Resp {
     let found: Option<ReceiptRow> = match parsed {
         None => None,
         Some((key, code)) => {
-            let looked = read_store(&ctx.writer, move |s| match key {
+            let looked = read_store(&ctx.writer, STORE_WAIT, move |s| match key {
                 Key::ReceiptNo(n) => s
                     .receipt_by_no(&n)
                     .map(|r| r.filter(|r| same(&r.check_code, &code))),

@@ -157,6 +157,10 @@ pub struct Writes {
     pub subs: Vec<SubAccount>,
     /// The postings.
     pub postings: Vec<Posting>,
+    /// Business date `yyyymmdd` the postings are booked on (the decision's stamp: the
+    /// writer's business date, or a notice's own accounting date); stored with each posting
+    /// for statements (docs/statements.md). 0 when the decision posts nothing.
+    pub booking_date: u32,
     /// Detail rows.
     pub entries: Vec<Entry>,
     /// New inbound-credit rows.
@@ -410,6 +414,9 @@ impl<'s> Book<'s> {
     ) -> Decision {
         if self.counters != self.state.counters {
             self.w.counters = Some(self.counters);
+        }
+        if !self.w.postings.is_empty() {
+            self.w.booking_date = self.stamp.date;
         }
         Decision {
             code: ReturnCode::Ok,

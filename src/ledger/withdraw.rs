@@ -339,7 +339,11 @@ pub fn rail_outcome(
         return Ok(book.finish(Vec::new(), None));
     }
     let sub = state.sub(instr.sub_id).ok_or(ReturnCode::Internal)?;
+    // The FrontSeqNo the postings are stored under (statements, `admin seq`): a settled
+    // chunk's is its withdrawal's, a refund's is its own.
+    let posted_seq;
     if r.settled {
+        posted_seq = instr.front_seq_no.clone();
         book.post(
             Posting {
                 master_id: instr.master_id,
@@ -354,6 +358,7 @@ pub fn rail_outcome(
         )?;
     } else {
         let seq = book.next_front_seq();
+        posted_seq = seq.clone();
         let remark = format!("退票 refund {} {}", instr.id, r.reject_code);
         book.post(
             Posting {
@@ -395,7 +400,7 @@ pub fn rail_outcome(
     }
     let s = book.sub_mut(sub.id)?;
     s.chunks_in_flight = s.chunks_in_flight.saturating_sub(1);
-    Ok(book.finish(Vec::new(), None))
+    Ok(book.finish(Vec::new(), Some(posted_seq)))
 }
 
 /// `TranStatus` of a withdrawal from its chunks (§3): `0` all settled, `1` all refunded,

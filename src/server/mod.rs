@@ -291,6 +291,11 @@ async fn start_inner(
             );
         }
     }
+    // The operator area's token and the daily reconciliation time, before anything binds.
+    let operator_token = config
+        .operator_token()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let daily_at = config.reconcile.daily_time().map_err(StartError::Config)?;
     let bound = bind_all(&config).await?;
     let citic_bound = match &config.citic_addr {
         Some(a) => Some(crate::dialect::citic::http::open(a).await?),
@@ -564,6 +569,12 @@ async fn start_inner(
         }
     }
     let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reconciler = Arc::new(crate::reconcile::Live::new(
+        running.writer.clone(),
+        config.rail_files_dir(),
+        config.data_dir.join("reconcile"),
+        config.rail.expense_account.clone(),
+    ));
     if let Some(h) = http {
         running.http_addr = Some(h.local_addr());
         tasks.push(h.serve(Arc::new(crate::http::HttpCtx {
@@ -574,7 +585,17 @@ async fn start_inner(
             shutdown: shared.shutdown.clone(),
             cluster: shared.cluster.clone(),
             reconcile_dir: Some(config.data_dir.join("reconcile")),
+            operator_token: operator_token.clone(),
+            reconciler: Some(reconciler.clone()),
         })));
+    }
+    if let Some(at) = daily_at {
+        running.tasks.push(crate::reconcile::spawn_daily(
+            reconciler.clone(),
+            at,
+            shared.clock.clone(),
+            shared.shutdown.clone(),
+        ));
     }
     listening.store(true, std::sync::atomic::Ordering::Release);
     running.tasks.extend(tasks);

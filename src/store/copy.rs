@@ -102,7 +102,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "postings",
-        select: "id, front_seq_no, master_id, debit, credit, amount, booking_type",
+        select: "id, front_seq_no, master_id, debit, credit, amount, booking_type, booking_date",
         columns: &[
             ("id", Int),
             ("front_seq_no", Text),
@@ -111,6 +111,7 @@ const TABLES: &[Table] = &[
             ("credit", Text),
             ("amount", Int),
             ("booking_type", Text),
+            ("booking_date", Int),
         ],
         order: "id",
     },

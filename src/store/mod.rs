@@ -97,6 +97,56 @@ pub trait SyncHandle: Send {
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
+/// One stored posting, as a statement lists it (docs/statements.md). Amount in fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostingRow {
+    /// Storage id: booking order within the store.
+    pub id: i64,
+    /// The `FrontSeqNo` it was booked under (a settled chunk: its withdrawal's).
+    pub front_seq_no: String,
+    /// Debit side, storage code: `mirror`, `suspense`, `fee`, `in_transit`, `sub:{id}`.
+    pub debit: String,
+    /// Credit side, same codes.
+    pub credit: String,
+    /// Amount, fen, > 0.
+    pub amount: crate::money::Fen,
+    /// `BookingType` two-digit code (docs/protocol.md §1.3).
+    pub booking_type: String,
+    /// Business date booked on, `yyyymmdd` (0: booked by a version that did not record it).
+    pub booking_date: u32,
+    /// The e-receipt number stored under the same `FrontSeqNo`, empty when none.
+    pub receipt_no: String,
+}
+
+/// A sub-account's balance now, for a statement. Fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubBalance {
+    /// Storage id (`sub:{id}` in posting sides).
+    pub id: i64,
+    /// `SubAcctNo`.
+    pub sub_acct_no: String,
+    /// Member name.
+    pub member_name: String,
+    /// Total balance now (frozen part included), fen.
+    pub balance: crate::money::Fen,
+}
+
+/// What the statement of one master account for one business date needs, read in one
+/// consistent snapshot ([`Store::statement_source`]). Balances are those now; the opening
+/// and closing balances of the date are derived from them by taking back the postings
+/// booked on and after the date (`crate::statement`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementSource {
+    /// The master account, balances now.
+    pub master: Master,
+    /// Its sub-accounts, in storage order, balances now.
+    pub subs: Vec<SubBalance>,
+    /// The postings booked on the date, in booking order.
+    pub postings: Vec<PostingRow>,
+    /// The postings booked after the date, summed per (debit side, credit side): fen.
+    pub later: Vec<(String, String, crate::money::Fen)>,
+}
+
 /// The storage operations the writer needs. Every method may fail with [`StoreError`].
 pub trait Store: Send + 'static {
     /// Loads every master account, sub-account and the counters.
@@ -288,6 +338,16 @@ pub trait Store: Send + 'static {
     /// its `FrontSeqNo`), in the order created; for reconciliation with the rail's day file
     /// (docs/protocol.md §3.2).
     fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError>;
+
+    /// The statement data of master account `master_acct` for business date `date`
+    /// (`yyyymmdd`), read in one consistent snapshot; `None` when no such master account.
+    /// Reads the postings of the date and after through the `(master_id, booking_date)`
+    /// index: its cost grows with the postings since the date, not with the whole history.
+    fn statement_source(
+        &mut self,
+        master_acct: &str,
+        date: u32,
+    ) -> Result<Option<StatementSource>, StoreError>;
 
     /// Appends the rows of one accepted decision of `enterprise_code` (postings, entries,
     /// credits, receipts, order number, bank serial). Accounts are written by `write_accounts`.

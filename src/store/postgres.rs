@@ -126,6 +126,14 @@ BEGIN
   RETURN TRUE;
 END $$;
 ",
+), (
+    3,
+    "
+ALTER TABLE postings ADD COLUMN booking_date BIGINT NOT NULL DEFAULT 0;
+UPDATE postings SET booking_date = substr(front_seq_no, 1, 8)::bigint
+  WHERE front_seq_no ~ '^[0-9]{8}';
+CREATE INDEX postings_by_date ON postings(master_id, booking_date);
+",
 )];
 
 /// Key of the advisory lock under which migrations run (several instances may start at
@@ -370,7 +378,8 @@ struct Columns {
     notices: (Vec<String>, Vec<String>),
 }
 
-/// Posting columns: `FrontSeqNo`, master id, debit, credit, amount (fen), booking type.
+/// Posting columns: `FrontSeqNo`, master id, debit, credit, amount (fen), booking type,
+/// booking date (`yyyymmdd`).
 type PostingCols = (
     Vec<String>,
     Vec<i64>,
@@ -378,6 +387,7 @@ type PostingCols = (
     Vec<String>,
     Vec<i64>,
     Vec<String>,
+    Vec<i64>,
 );
 
 #[derive(Default)]
@@ -446,6 +456,7 @@ impl Columns {
                 c.postings.3.push(side_code(p.credit));
                 c.postings.4.push(p.amount);
                 c.postings.5.push(p.booking_type.code().to_string());
+                c.postings.6.push(i64::from(w.booking_date));
             }
             for e in &w.entries {
                 let t = &mut c.entries;
@@ -506,12 +517,22 @@ impl Columns {
     /// updates of the same rows).
     fn statements(self) -> Vec<Flush> {
         let mut out = Vec::new();
-        let (a, b, cc, d, e, f) = self.postings;
+        let (a, b, cc, d, e, f, g) = self.postings;
         if !a.is_empty() {
             out.push(Flush {
-                sql: "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type) \
-                      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[])",
-                params: vec![boxed(a), boxed(b), boxed(cc), boxed(d), boxed(e), boxed(f)],
+                sql: "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type, \
+                      booking_date) \
+                      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+                      $6::text[], $7::bigint[])",
+                params: vec![
+                    boxed(a),
+                    boxed(b),
+                    boxed(cc),
+                    boxed(d),
+                    boxed(e),
+                    boxed(f),
+                    boxed(g),
+                ],
             });
         }
         let t = self.entries;
@@ -807,6 +828,86 @@ impl PgStore {
     }
 
     /// The body of [`Store::load`], inside its snapshot.
+    fn statement_snapshot(
+        &mut self,
+        master_acct: &str,
+        date: i64,
+    ) -> Result<Option<super::StatementSource>, StoreError> {
+        let Some(m) = self.query_opt(
+            "SELECT id, enterprise_code, acct_no, mirror, suspense, fee, in_transit FROM masters \
+             WHERE acct_no = $1",
+            &[&master_acct],
+        )?
+        else {
+            return Ok(None);
+        };
+        let master = Master {
+            id: m.try_get(0)?,
+            enterprise_code: m.try_get(1)?,
+            acct_no: m.try_get(2)?,
+            mirror: m.try_get(3)?,
+            suspense: m.try_get(4)?,
+            fee: m.try_get(5)?,
+            in_transit: m.try_get(6)?,
+        };
+        let subs = self
+            .query(
+                "SELECT id, sub_acct_no, member_name, balance FROM subs WHERE master_id = $1 \
+                 ORDER BY id",
+                &[&master.id],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(super::SubBalance {
+                    id: r.try_get(0)?,
+                    sub_acct_no: r.try_get(1)?,
+                    member_name: r.try_get(2)?,
+                    balance: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let postings = self
+            .query(
+                "SELECT p.id, p.front_seq_no, p.debit, p.credit, p.amount, p.booking_type, \
+                 p.booking_date, coalesce(r.receipt_no, '') FROM postings p \
+                 LEFT JOIN receipts r ON r.front_seq_no = p.front_seq_no \
+                 WHERE p.master_id = $1 AND p.booking_date = $2 ORDER BY p.id",
+                &[&master.id, &date],
+            )?
+            .iter()
+            .map(|r| {
+                let d: i64 = r.try_get(6)?;
+                Ok(super::PostingRow {
+                    id: r.try_get(0)?,
+                    front_seq_no: r.try_get(1)?,
+                    debit: r.try_get(2)?,
+                    credit: r.try_get(3)?,
+                    amount: r.try_get(4)?,
+                    booking_type: r.try_get(5)?,
+                    booking_date: u32::try_from(d)
+                        .map_err(|_| StoreError::Corrupt("booking date"))?,
+                    receipt_no: r.try_get(7)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let later = self
+            .query(
+                "SELECT debit, credit, sum(amount)::bigint FROM postings \
+                 WHERE master_id = $1 AND booking_date > $2 GROUP BY debit, credit \
+                 ORDER BY debit, credit",
+                &[&master.id, &date],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(super::StatementSource {
+            master,
+            subs,
+            postings,
+            later,
+        }))
+    }
+
     fn load_snapshot(&mut self) -> Result<(Vec<Master>, Vec<SubAccount>, Counters), StoreError> {
         let masters = self
             .query(
@@ -1655,6 +1756,22 @@ impl Store for PgStore {
         self.query(SQL, &[])?.iter().map(instruction_from).collect()
     }
 
+    /// Reads in one `REPEATABLE READ` snapshot (other instances may be committing).
+    fn statement_source(
+        &mut self,
+        master_acct: &str,
+        date: u32,
+    ) -> Result<Option<super::StatementSource>, StoreError> {
+        self.rt.block_on(
+            self.client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        )?;
+        let read = self.statement_snapshot(master_acct, i64::from(date));
+        let end = if read.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.rt.block_on(self.client.batch_execute(end))?;
+        read
+    }
+
     fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
         const SQL: &str = "SELECT id, kind, front_seq_no, chunk_no, trade_code, payer_acct, \
              payee_acct, payee_name, payee_bank, amount, memo, state, reject_code, sub_id, \
@@ -1677,6 +1794,7 @@ impl Store for PgStore {
             masters: Vec::new(),
             subs: Vec::new(),
             postings: w.postings.clone(),
+            booking_date: w.booking_date,
             entries: w.entries.clone(),
             credits: w.credits.clone(),
             credit_updates: w.credit_updates.clone(),

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS subs(
 CREATE TABLE IF NOT EXISTS postings(
   id INTEGER PRIMARY KEY, front_seq_no TEXT NOT NULL, master_id INTEGER NOT NULL,
   debit TEXT NOT NULL, credit TEXT NOT NULL, amount INTEGER NOT NULL CHECK(amount > 0),
-  booking_type TEXT NOT NULL);
+  booking_type TEXT NOT NULL, booking_date INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS entries(
   id INTEGER PRIMARY KEY, sub_id INTEGER NOT NULL, front_seq_no TEXT NOT NULL,
   acct_date INTEGER NOT NULL, time TEXT NOT NULL, booking_type TEXT NOT NULL, dc TEXT NOT NULL,
@@ -247,6 +247,21 @@ impl SqliteStore {
                 "ALTER TABLE bindings ADD COLUMN verify_seq TEXT NOT NULL DEFAULT ''",
             )?;
         }
+        // Stores created before postings carried their booking date (statements, issue 10):
+        // dated from their FrontSeqNo; rail outcomes booked by older versions had none (0).
+        let has_booking_date: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('postings') WHERE name = 'booking_date'")?
+            .exists([])?;
+        if !has_booking_date {
+            conn.execute_batch(
+                "ALTER TABLE postings ADD COLUMN booking_date INTEGER NOT NULL DEFAULT 0; \
+                 UPDATE postings SET booking_date = CAST(substr(front_seq_no, 1, 8) AS INTEGER) \
+                 WHERE front_seq_no <> '';",
+            )?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS postings_by_date ON postings(master_id, booking_date)",
+        )?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore { conn, file })
     }
@@ -716,6 +731,87 @@ impl Store for SqliteStore {
         Ok(list)
     }
 
+    fn statement_source(
+        &mut self,
+        master_acct: &str,
+        date: u32,
+    ) -> Result<Option<super::StatementSource>, StoreError> {
+        // One read transaction: every figure of the statement from the same instant.
+        let tx = self.conn.unchecked_transaction()?;
+        let master = tx
+            .query_row(
+                "SELECT id, enterprise_code, acct_no, mirror, suspense, fee, in_transit \
+                 FROM masters WHERE acct_no = ?1",
+                [master_acct],
+                |r| {
+                    Ok(Master {
+                        id: r.get(0)?,
+                        enterprise_code: r.get(1)?,
+                        acct_no: r.get(2)?,
+                        mirror: r.get(3)?,
+                        suspense: r.get(4)?,
+                        fee: r.get(5)?,
+                        in_transit: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?;
+        let Some(master) = master else {
+            return Ok(None);
+        };
+        let subs = tx
+            .prepare_cached(
+                "SELECT id, sub_acct_no, member_name, balance FROM subs WHERE master_id = ?1 \
+                 ORDER BY id",
+            )?
+            .query_map([master.id], |r| {
+                Ok(super::SubBalance {
+                    id: r.get(0)?,
+                    sub_acct_no: r.get(1)?,
+                    member_name: r.get(2)?,
+                    balance: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let postings = tx
+            .prepare_cached(
+                "SELECT p.id, p.front_seq_no, p.debit, p.credit, p.amount, p.booking_type, \
+                 p.booking_date, coalesce(r.receipt_no, '') FROM postings p \
+                 LEFT JOIN receipts r ON r.front_seq_no = p.front_seq_no \
+                 WHERE p.master_id = ?1 AND p.booking_date = ?2 ORDER BY p.id",
+            )?
+            .query_map(params![master.id, date], |r| {
+                Ok(super::PostingRow {
+                    id: r.get(0)?,
+                    front_seq_no: r.get(1)?,
+                    debit: r.get(2)?,
+                    credit: r.get(3)?,
+                    amount: r.get(4)?,
+                    booking_type: r.get(5)?,
+                    booking_date: r.get(6)?,
+                    receipt_no: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let later = tx
+            .prepare_cached(
+                "SELECT debit, credit, sum(amount) FROM postings \
+                 WHERE master_id = ?1 AND booking_date > ?2 GROUP BY debit, credit \
+                 ORDER BY debit, credit",
+            )?
+            .query_map(params![master.id, date], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(Some(super::StatementSource {
+            master,
+            subs,
+            postings,
+            later,
+        }))
+    }
+
     fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
         let sql = format!(
             "SELECT {INSTRUCTION_COLS} FROM instructions WHERE substr(front_seq_no, 1, 8) = ?1 \
@@ -738,8 +834,8 @@ impl Store for SqliteStore {
         let seq = front_seq_no.unwrap_or("");
         if !w.postings.is_empty() {
             let mut st = self.conn.prepare_cached(
-                "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type, \
+                 booking_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for p in &w.postings {
                 st.execute(params![
@@ -748,7 +844,8 @@ impl Store for SqliteStore {
                     side_code(p.debit),
                     side_code(p.credit),
                     p.amount,
-                    p.booking_type.code()
+                    p.booking_type.code(),
+                    w.booking_date
                 ])?;
             }
         }

@@ -202,6 +202,13 @@ impl Store for HookedStore {
     fn instructions_of_date(&mut self, date: &str) -> Result<Vec<Instruction>, StoreError> {
         self.inner.instructions_of_date(date)
     }
+    fn statement_source(
+        &mut self,
+        master_acct: &str,
+        date: u32,
+    ) -> Result<Option<bankfep::store::StatementSource>, StoreError> {
+        self.inner.statement_source(master_acct, date)
+    }
     fn append(&mut self, e: &str, seq: Option<&str>, w: &Writes) -> Result<(), StoreError> {
         self.inner.append(e, seq, w)
     }
