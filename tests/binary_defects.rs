@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bankfep::client::PlatformClient;
-use common::proc::{free_port, spawn_gateway};
+use common::proc::{spawn_gateway, spawn_rail_sim};
 use common::*;
 
 /// Another bank's account, bound in these tests.
@@ -72,41 +72,6 @@ async fn a_second_process_on_the_same_data_folder_refuses_to_start() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "the store holds personal data");
-}
-
-/// A `rail-sim` child process; killed on drop.
-struct RailSimProc {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for RailSimProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `bankfep rail-sim` answering every request after `latency_ms`, logging to `log`.
-async fn spawn_rail_sim(log: &Path, latency_ms: u64) -> RailSimProc {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-        .args(["rail-sim", "--addr", &addr])
-        .args(["--latency-ms", &latency_ms.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
-        .spawn()
-        .expect("spawn rail-sim");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            return RailSimProc { child, addr };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("rail-sim did not listen on {addr}");
 }
 
 /// `text` without ANSI colour sequences (`ESC [ … m`), in case logs are coloured.
@@ -181,7 +146,7 @@ async fn the_largest_withdrawal_does_not_stop_other_requests() {
     let dir = TempDir::new("big-withdrawal");
     let rail_log = dir.join("rail-sim.log");
     // 200 ms a reply and 16 rail connections: 200 chunks take about 2.5 s on the rail.
-    let rail = spawn_rail_sim(&rail_log, 200).await;
+    let rail = spawn_rail_sim(&["--latency-ms", "200"], Some(&rail_log));
     let gw = spawn_gateway(&dir, &["--rail-addr", rail.addr.as_str()]);
     let mut c = gw.client().await;
     let mut core = gw.core_client().await;

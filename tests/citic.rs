@@ -1083,6 +1083,20 @@ async fn citic_widths_are_stored_whole_and_read_back_through_both_dialects() {
     // minAmt above maxAmt: DLF9993.
     let t = query(page(&s1, "1.00", "0.99")).await;
     assert_eq!(field(&t, "status").as_deref(), Some("DLF9993"), "{t}");
+    // The same for DLSUBDTL's minAmt / maxAmt.
+    let t = c
+        .call(
+            "DLSUBDTL",
+            &[
+                ("subAccNo", &s1),
+                ("startDate", "20261123"),
+                ("endDate", "20261123"),
+                ("minAmt", "1.00"),
+                ("maxAmt", "0.99"),
+            ],
+        )
+        .await;
+    assert_eq!(field(&t, "status").as_deref(), Some("DLF9993"), "{t}");
     gw.assert_invariants().await;
 }
 

@@ -57,6 +57,31 @@ fn sql(db: &PgDb, sql: &str) -> Vec<String> {
     .expect("sql thread")
 }
 
+/// Starts `bankfep serve` on `dir` as one instance of a cluster: the configuration file
+/// `cfg`, `db`'s schema, a lease of `lease_ms` and `cluster` as its cluster address.
+fn spawn_instance(
+    dir: &std::path::Path,
+    cfg: &str,
+    db: &PgDb,
+    lease_ms: u64,
+    cluster: &str,
+) -> Proc {
+    let lease_ms = lease_ms.to_string();
+    spawn_gateway(
+        dir,
+        &[
+            "--config",
+            cfg,
+            "--database-url",
+            &db.url,
+            "--cluster-lease-ms",
+            &lease_ms,
+            "--cluster-addr",
+            cluster,
+        ],
+    )
+}
+
 /// Fencing, deterministically: a store that took tenant T1 at epoch 1 cannot commit for
 /// it once another instance raised the epoch, and nothing of its batch remains.
 #[test]
@@ -271,27 +296,8 @@ async fn two_instances_share_tenants_and_survive_the_death_of_one() {
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),
     );
-    let args = |cluster: &str| {
-        [
-            "--config".to_string(),
-            cfg.clone(),
-            "--database-url".to_string(),
-            db.url.clone(),
-            "--cluster-lease-ms".to_string(),
-            "1500".to_string(),
-            "--cluster-addr".to_string(),
-            cluster.to_string(),
-        ]
-    };
-    let (args_a, args_b) = (args(&addr_a), args(&addr_b));
-    let a = spawn_gateway(
-        &dir_a,
-        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let b = spawn_gateway(
-        &dir_b,
-        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let a = spawn_instance(&dir_a, &cfg, &db, 1500, &addr_a);
+    let b = spawn_instance(&dir_b, &cfg, &db, 1500, &addr_b);
     // The tenants are shared out: one each, within a few lease rounds.
     let started = Instant::now();
     loop {
@@ -464,33 +470,14 @@ async fn a_paused_instance_commits_nothing_for_the_tenant_it_lost() {
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),
     );
-    let args = |cluster: &str| {
-        [
-            "--config".to_string(),
-            cfg.clone(),
-            "--database-url".to_string(),
-            db.url.clone(),
-            "--cluster-lease-ms".to_string(),
-            "1000".to_string(),
-            "--cluster-addr".to_string(),
-            cluster.to_string(),
-        ]
-    };
-    let (args_a, args_b) = (args(&addr_a), args(&addr_b));
-    let a = spawn_gateway(
-        &dir_a,
-        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let a = spawn_instance(&dir_a, &cfg, &db, 1000, &addr_a);
     let mut ca = a.client().await;
     let s1 = open_on(&mut ca, T1, "P1").await;
     let s2 = open_on(&mut ca, T1, "P2").await;
     let mut core = a.core_client().await;
     fund_retry(&mut core, "PAUSE-FUND", &s1, 100_000).await;
     drop(core);
-    let b = spawn_gateway(
-        &dir_b,
-        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let b = spawn_instance(&dir_b, &cfg, &db, 1000, &addr_b);
     // Freeze A past its lease: B takes every tenant (A counts as dead).
     let pid = a.child.id().to_string();
     std::process::Command::new("kill")

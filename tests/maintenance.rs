@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -268,40 +267,6 @@ async fn window_across_midnight_from_the_configuration() {
     sim.shutdown().await;
 }
 
-/// `bankfep rail-sim` as a process; returns it and its address once `ready`.
-fn spawn_rail_sim(
-    args: &[&str],
-) -> (
-    std::process::Child,
-    String,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let addr = format!("127.0.0.1:{}", common::proc::free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
-        .args(["rail-sim", "--addr", &addr])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rail-sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("rail-sim output");
-    assert_eq!(first, "ready");
-    (child, addr, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rj05_the_calendar_did_not_know_is_held_and_sent_again() {
     // The rail's clock: 23:58:00 at start, 30× (its window opens 2 s later, closes at 6 s).
@@ -405,20 +370,24 @@ async fn rail_sim_process_answers_rj05_in_its_window() {
     let files_arg = files.path().to_string_lossy().to_string();
     let spawned = Instant::now();
     // 23:59:30 at 30×: its window 23:59-00:01 closes 3 s after the start.
-    let (mut child, addr, out) = spawn_rail_sim(&[
-        "--maintenance",
-        "102:2359-0001",
-        "--maintenance",
-        "313:1000-1100",
-        "--clock",
-        "2026-11-24T23:59:30",
-        "--clock-speed",
-        "30",
-        "--rail-files",
-        &files_arg,
-        "--payer",
-        "6222000000000009999",
-    ]);
+    let mut rail = common::proc::spawn_rail_sim(
+        &[
+            "--maintenance",
+            "102:2359-0001",
+            "--maintenance",
+            "313:1000-1100",
+            "--clock",
+            "2026-11-24T23:59:30",
+            "--clock-speed",
+            "30",
+            "--rail-files",
+            &files_arg,
+            "--payer",
+            "6222000000000009999",
+        ],
+        None,
+    );
+    let (child, addr, out) = (&mut rail.child, rail.addr.clone(), &rail.out);
     let schemas = bankfep::codec::schema::Schemas::load_embedded().unwrap();
     let cfg = RailClientConfig::tcp(&addr);
     let req = |id: &str, trade: TradeCode, bank: &str| RailRequest {

@@ -5,46 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use bankfep::client::{build_request, xml_request, BodyCharset, PlatformClient, Response};
-use bankfep::money::format_fen;
+use bankfep::client::{build_request, xml_request, BodyCharset};
 use bankfep::rail::sim::{RailSim, SimFaults};
 use bankfep::rail::wire::RailStatus;
+use common::bank::{confirm, start_bind};
 use common::*;
 
 /// Another bank's account, bound in these tests.
 const BOUND: &str = "6217000000000000077";
-
-/// 6240 binding `BOUND` at another bank to `sub`.
-async fn start_bind(c: &mut PlatformClient, sub: &str, member: &str, name: &str) -> Response {
-    call(
-        c,
-        "6240",
-        &[
-            ("SubAcctNo", sub),
-            ("TranNetMemberCode", member),
-            ("MemberName", name),
-            ("MemberAcctNo", BOUND),
-            ("BankType", "2"),
-            ("AcctOpenBranchName", "中国工商银行北京分行"),
-            ("EiconBankBranchId", "102100099996"),
-        ],
-    )
-    .await
-}
-
-/// 6241 for `BOUND` with `amount_fen`.
-async fn confirm(c: &mut PlatformClient, sub: &str, amount_fen: i64) -> Response {
-    call(
-        c,
-        "6241",
-        &[
-            ("SubAcctNo", sub),
-            ("TakeCashAcctNo", BOUND),
-            ("AuthAmt", &format_fen(amount_fen)),
-        ],
-    )
-    .await
-}
 
 /// The pending verification amount of `sub` as the ledger holds it (`None`: no attempt).
 async fn pending_auth(gw: &Gw, sub: &str) -> Option<i64> {
@@ -123,7 +91,7 @@ async fn failed_verification_transfer_cannot_be_confirmed() {
     let gw = start_on_rail("verify-fail", &sim).await;
     let mut c = gw.client().await;
     let sub = open_sub(&mut c, "VFAIL1", "验证失败").await;
-    let r = start_bind(&mut c, &sub, "VFAIL1", "验证失败").await;
+    let r = start_bind(&mut c, &sub, "VFAIL1", "验证失败", BOUND, "2").await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     // The amount the member would have received, read before the rail answers (300 ms).
     let amount = pending_auth(&gw, &sub).await.expect("pending attempt");
@@ -134,7 +102,7 @@ async fn failed_verification_transfer_cannot_be_confirmed() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = confirm(&mut c, &sub, amount).await;
+    let r = confirm(&mut c, &sub, BOUND, amount).await;
     assert_eq!(
         r.return_code(),
         "E10005",
@@ -144,7 +112,7 @@ async fn failed_verification_transfer_cannot_be_confirmed() {
     // A new 6240 over a working rail starts over, and its own amount binds.
     sim.set_faults(SimFaults::default());
     let before = sim.balance(BOUND);
-    let r = start_bind(&mut c, &sub, "VFAIL1", "验证失败").await;
+    let r = start_bind(&mut c, &sub, "VFAIL1", "验证失败", BOUND, "2").await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     let mut paid = 0;
     for _ in 0..100 {
@@ -155,7 +123,7 @@ async fn failed_verification_transfer_cannot_be_confirmed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!((1..=50).contains(&paid), "verification amount {paid}");
-    let r = confirm(&mut c, &sub, paid).await;
+    let r = confirm(&mut c, &sub, BOUND, paid).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
 }
@@ -245,7 +213,7 @@ async fn withdrawal_chunk_count_is_capped() {
     let mut core = gw.core_client().await;
     let sub = open_sub(&mut c, "CAP1", "上限").await;
     fund(&mut core, "CAP-FUND", &sub, 2_000_000_000).await;
-    let r = start_bind(&mut c, &sub, "CAP1", "上限").await;
+    let r = start_bind(&mut c, &sub, "CAP1", "上限", BOUND, "2").await;
     assert_eq!(r.return_code(), "000000");
     let mut paid = 0;
     for _ in 0..100 {
@@ -255,7 +223,10 @@ async fn withdrawal_chunk_count_is_capped() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(confirm(&mut c, &sub, paid).await.return_code(), "000000");
+    assert_eq!(
+        confirm(&mut c, &sub, BOUND, paid).await.return_code(),
+        "000000"
+    );
     let fields = |amt: &'static str, order: &'static str| -> Vec<(&str, String)> {
         vec![
             ("SubAcctNo", sub.clone()),

@@ -10,6 +10,7 @@ use bankfep::client::{PlatformClient, Response};
 use bankfep::money::format_fen;
 use bankfep::rail::sim::{RailSim, SimFaults};
 use bankfep::rail::wire::RailStatus;
+use common::bank::{bind_fields, confirm, start_bind};
 use common::*;
 
 /// The bound account used by these tests (another bank).
@@ -22,27 +23,8 @@ async fn bind(gw: &Gw, c: &mut PlatformClient, sub: &str, member: &str, name: &s
     bind_on(sim, c, sub, member, name, acct, "2").await;
 }
 
-/// The 6240 request fields binding `acct` (`bank_type` `1` same bank, `2` other bank).
-fn bind_fields<'a>(
-    sub: &'a str,
-    member: &'a str,
-    name: &'a str,
-    acct: &'a str,
-    bank_type: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("SubAcctNo", sub),
-        ("TranNetMemberCode", member),
-        ("MemberName", name),
-        ("MemberAcctNo", acct),
-        ("BankType", bank_type),
-        ("AcctOpenBranchName", "中国工商银行北京分行"),
-        ("EiconBankBranchId", "102100099996"),
-    ]
-}
-
 /// Sends 6240 and returns the verification amount (fen) that arrived at `acct` on `sim`.
-async fn start_bind(
+async fn start_bind_on(
     sim: &RailSim,
     c: &mut PlatformClient,
     sub: &str,
@@ -52,7 +34,7 @@ async fn start_bind(
     bank_type: &str,
 ) -> i64 {
     let before = sim.balance(acct);
-    let r = call(c, "6240", &bind_fields(sub, member, name, acct, bank_type)).await;
+    let r = start_bind(c, sub, member, name, acct, bank_type).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("P"));
     let mut amount = 0;
@@ -70,20 +52,6 @@ async fn start_bind(
     amount
 }
 
-/// 6241 with `amount_fen`.
-async fn confirm(c: &mut PlatformClient, sub: &str, acct: &str, amount_fen: i64) -> Response {
-    call(
-        c,
-        "6241",
-        &[
-            ("SubAcctNo", sub),
-            ("TakeCashAcctNo", acct),
-            ("AuthAmt", &format_fen(amount_fen)),
-        ],
-    )
-    .await
-}
-
 /// Binds `acct` to `sub` with the verification amount read from `sim`.
 async fn bind_on(
     sim: &RailSim,
@@ -94,7 +62,7 @@ async fn bind_on(
     acct: &str,
     bank_type: &str,
 ) {
-    let amount = start_bind(sim, c, sub, member, name, acct, bank_type).await;
+    let amount = start_bind_on(sim, c, sub, member, name, acct, bank_type).await;
     let r = confirm(c, sub, acct, amount).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
@@ -455,7 +423,7 @@ async fn binding_and_withdrawal_refusals() {
     assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
 
     // A pending verification: five wrong answers count down 4, 3, 2, 1, 0.
-    let amount = start_bind(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
+    let amount = start_bind_on(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
     // Pending is not bound: 6033 still E10005.
     let r = wr(&mut c, &sub, BOUND, "赵六", "100.00", "WR-O1").await;
     assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
@@ -472,7 +440,7 @@ async fn binding_and_withdrawal_refusals() {
     assert_eq!(r.return_code(), "E10005", "{}", r.return_message());
 
     // A new attempt binds; one wrong answer first leaves 4 attempts and does not end it.
-    let amount = start_bind(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
+    let amount = start_bind_on(sim, &mut c, &sub, "WR01", "赵六", BOUND, "2").await;
     let r = confirm(&mut c, &sub, BOUND, if amount == 1 { 2 } else { 1 }).await;
     assert_eq!(r.return_code(), "E10007");
     assert_eq!(r.field("RemainingAttempts").as_deref(), Some("4"));

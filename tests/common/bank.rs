@@ -1,5 +1,5 @@
 //! Helpers for tests of withdrawals over the rail: binding a bank account with the
-//! small-amount verification read from a simulator, 6033 and 6110 polling.
+//! small-amount verification read from a simulator (6240, 6241), 6033 and 6110 polling.
 
 use std::time::Duration;
 
@@ -13,6 +13,52 @@ pub const BOUND: &str = "6217000000000000042";
 /// Its bank's super e-bank code (window key `102`).
 pub const BOUND_BANK: &str = "102100099996";
 
+/// The 6240 request fields binding `acct` to `sub` (`bank_type` `1` same bank, `2` other
+/// bank; branch 中国工商银行北京分行, `EiconBankBranchId` [`BOUND_BANK`]).
+pub fn bind_fields<'a>(
+    sub: &'a str,
+    member: &'a str,
+    name: &'a str,
+    acct: &'a str,
+    bank_type: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SubAcctNo", sub),
+        ("TranNetMemberCode", member),
+        ("MemberName", name),
+        ("MemberAcctNo", acct),
+        ("BankType", bank_type),
+        ("AcctOpenBranchName", "中国工商银行北京分行"),
+        ("EiconBankBranchId", BOUND_BANK),
+    ]
+}
+
+/// 6240 binding `acct` to `sub` ([`bind_fields`]); the response, unchecked.
+pub async fn start_bind(
+    c: &mut PlatformClient,
+    sub: &str,
+    member: &str,
+    name: &str,
+    acct: &str,
+    bank_type: &str,
+) -> Response {
+    call(c, "6240", &bind_fields(sub, member, name, acct, bank_type)).await
+}
+
+/// 6241 confirming `acct` for `sub` with `amount_fen`; the response, unchecked.
+pub async fn confirm(c: &mut PlatformClient, sub: &str, acct: &str, amount_fen: i64) -> Response {
+    call(
+        c,
+        "6241",
+        &[
+            ("SubAcctNo", sub),
+            ("TakeCashAcctNo", acct),
+            ("AuthAmt", &format_fen(amount_fen)),
+        ],
+    )
+    .await
+}
+
 /// Binds `acct` to `sub` (member `member`, `name`) over another bank (6240, read the
 /// verification amount that arrived at `acct` through `balance`, 6241). Returns the amount.
 pub async fn bind_with(
@@ -24,20 +70,7 @@ pub async fn bind_with(
     balance: impl Fn() -> i64,
 ) -> i64 {
     let before = balance();
-    let r = call(
-        c,
-        "6240",
-        &[
-            ("SubAcctNo", sub),
-            ("TranNetMemberCode", member),
-            ("MemberName", name),
-            ("MemberAcctNo", acct),
-            ("BankType", "2"),
-            ("AcctOpenBranchName", "中国工商银行北京分行"),
-            ("EiconBankBranchId", BOUND_BANK),
-        ],
-    )
-    .await;
+    let r = start_bind(c, sub, member, name, acct, "2").await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     let mut amount = 0;
     for _ in 0..400 {
@@ -48,16 +81,7 @@ pub async fn bind_with(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!((1..=50).contains(&amount), "verification {amount} fen");
-    let r = call(
-        c,
-        "6241",
-        &[
-            ("SubAcctNo", sub),
-            ("TakeCashAcctNo", acct),
-            ("AuthAmt", &format_fen(amount)),
-        ],
-    )
-    .await;
+    let r = confirm(c, sub, acct, amount).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     amount
 }

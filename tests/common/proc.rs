@@ -1,8 +1,10 @@
-//! The real `bankfep` binary as a child process, for durability and crash tests.
+//! The real `bankfep` binary as a child process (`serve`, `rail-sim`), for durability, crash
+//! and process tests.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use bankfep::client::PlatformClient;
@@ -24,6 +26,59 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `bankfep rail-sim` child process; killed on drop.
+pub struct RailSimProc {
+    /// The child process.
+    pub child: Child,
+    /// Its listening address.
+    pub addr: String,
+    /// Its stdout after `ready`, line by line (balances and the settled count on SIGTERM).
+    pub out: Receiver<String>,
+}
+
+impl Drop for RailSimProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bankfep rail-sim` on a free port with `args` (e.g. `--latency-ms`,
+/// `--maintenance`) and waits (≤ 30 s) for its `ready`. Its log (stderr) goes to `log`, or
+/// nowhere when `None`.
+pub fn spawn_rail_sim(args: &[&str], log: Option<&Path>) -> RailSimProc {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let stderr = match log {
+        Some(log) => Stdio::from(std::fs::File::create(log).expect("rail-sim log")),
+        None => Stdio::null(),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bankfep"))
+        .args(["rail-sim", "--addr", &addr])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn rail-sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, out) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let sim = RailSimProc { child, addr, out };
+    let first = sim
+        .out
+        .recv_timeout(Duration::from_secs(30))
+        .expect("rail-sim output");
+    assert_eq!(first, "ready");
+    sim
 }
 
 /// A port free on 127.0.0.1 at the time of asking.

@@ -403,8 +403,8 @@ pub fn to_command(
 /// `DLF9993` (`InvalidField`, not recorded) when `startDate` is after `endDate`, when a
 /// DLSUBDTL range is longer than three calendar months (`endDate` later than `startDate`
 /// plus three months, the day clamped to the month's end), when DLSTRNDT `startRecord` is 0
-/// or `pageNumber` is outside 1–10, or when DLEDDRSQ `startNo` is 0, `pageSize` is outside
-/// 1–20 or `minAmt` is above `maxAmt`.
+/// or `pageNumber` is outside 1–10, when DLEDDRSQ `startNo` is 0 or `pageSize` is outside
+/// 1–20, or when a DLSUBDTL or DLEDDRSQ `minAmt` is above its `maxAmt`.
 pub fn check_fields(action: &str, f: &Fields) -> Result<(), ReturnCode> {
     let bad = Err(ReturnCode::InvalidField);
     if let (Some(start), Some(end)) = (f.date("startDate"), f.date("endDate")) {
@@ -415,7 +415,7 @@ pub fn check_fields(action: &str, f: &Fields) -> Result<(), ReturnCode> {
             return bad;
         }
     }
-    if action == "DLEDDRSQ" {
+    if matches!(action, "DLSUBDTL" | "DLEDDRSQ") {
         if let (Some(min), Some(max)) = (f.amount_fen("minAmt"), f.amount_fen("maxAmt")) {
             if min > max {
                 return bad;
