@@ -52,8 +52,9 @@ pub struct WriterConfig {
     pub linger_us: u64,
 }
 
-/// The batch linger on a PostgreSQL store, µs.
-pub const PG_LINGER_US: u64 = 1000;
+/// The batch linger on a PostgreSQL store, µs. Measured with 32 connections: 1,000 µs gave
+/// 5,650–5,800 transfers/s, 300 µs 6,400–6,650/s (alternating runs); 100 µs no better.
+pub const PG_LINGER_US: u64 = 300;
 
 impl Default for WriterConfig {
     fn default() -> Self {
