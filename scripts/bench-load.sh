@@ -4,7 +4,8 @@
 # BANKFEP_DATABASE_URL names a fresh database), runs `bankfep load` RUNS times against it
 # with the gateway's pid (CPU µs per transfer) and prints each run's report, then the median
 # throughput. Usage: scripts/bench-load.sh [RUNS] [CONNECTIONS] [REQUESTS]; TLS=1 for mutual
-# TLS with `dev-certs` certificates; BIN=path to run another build.
+# TLS with `dev-certs` certificates; BIN=path to run another build; DATABASE_URL=postgres://…
+# (an empty database) for the PostgreSQL store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}; conns=${2:-32}; reqs=${3:-2000}
@@ -14,6 +15,7 @@ work=$(mktemp -d)
 trap 'kill "$gw" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 serve=(serve --data-dir "$work/data" --no-log-requests)
 load=(load --connections "$conns" --requests "$reqs")
+[ -n "${DATABASE_URL:-}" ] && serve+=(--database-url "$DATABASE_URL")
 if [ "${TLS:-0}" = 1 ]; then
   "$bin" dev-certs "$work/certs" >/dev/null
   serve+=(--config "$work/certs/bankfep-tls.toml")
