@@ -148,6 +148,20 @@ async fn start_hooked(dir: std::path::PathBuf) -> (Gw, Arc<AtomicBool>, Arc<Gate
     (gw, fail, gate)
 }
 
+/// A client and two members' sub-accounts (SY001 funded with 1,000.00 by `bank_serial`,
+/// SY002 empty).
+async fn two_members(
+    gw: &Gw,
+    bank_serial: &str,
+) -> (bankfep::client::PlatformClient, String, String) {
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let a = open_sub(&mut c, "SY001", "甲方").await;
+    let b = open_sub(&mut c, "SY002", "乙方").await;
+    fund(&mut core, bank_serial, &a, 100_000).await;
+    (c, a, b)
+}
+
 /// Whether the committed store on `dir` holds request `serial` (read through a connection
 /// of its own, as a crash would leave the file).
 fn stored(dir: &std::path::Path, serial: &str) -> bool {
@@ -195,11 +209,7 @@ async fn transfer_serial(
 async fn a_reply_waits_for_the_sync_that_covers_its_commit() {
     let dir = temp_dir("syncwait");
     let (gw, _fail, gate) = start_hooked(dir.clone()).await;
-    let mut c = gw.client().await;
-    let mut core = gw.core_client().await;
-    let a = open_sub(&mut c, "SY001", "甲方").await;
-    let b = open_sub(&mut c, "SY002", "乙方").await;
-    fund(&mut core, "SY-CORE-1", &a, 100_000).await;
+    let (mut c, a, b) = two_members(&gw, "SY-CORE-1").await;
 
     gate.set(true);
     let platform = gw.platform.clone();
@@ -238,11 +248,7 @@ async fn a_reply_waits_for_the_sync_that_covers_its_commit() {
 async fn a_failed_sync_answers_unknown_and_stops_commits_until_restart() {
     let dir = temp_dir("syncfail");
     let (gw, fail, _gate) = start_hooked(dir.clone()).await;
-    let mut c = gw.client().await;
-    let mut core = gw.core_client().await;
-    let a = open_sub(&mut c, "SY001", "甲方").await;
-    let b = open_sub(&mut c, "SY002", "乙方").await;
-    fund(&mut core, "SY-CORE-2", &a, 100_000).await;
+    let (mut c, a, b) = two_members(&gw, "SY-CORE-2").await;
     assert_eq!(transfer_serial(&mut c, "SY-OK-1", &a, &b).await, "000000");
 
     fail.store(true, std::sync::atomic::Ordering::SeqCst);

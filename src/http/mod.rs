@@ -194,12 +194,7 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
     if req.method() != Method::GET && !head {
         return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n");
     }
-    let has_body = req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(hyper::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    if has_body {
+    if has_body(&req) {
         return respond(
             StatusCode::PAYLOAD_TOO_LARGE,
             TEXT,
@@ -272,6 +267,16 @@ pub async fn read_store<T: Send + 'static>(
         .ok()
 }
 
+/// Whether `req` announces a body (a chunked transfer or a non-zero length): none is
+/// accepted on this listener (413).
+fn has_body(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 /// Whether `req` carries `Authorization: Bearer {token}`. Both sides are hashed first and
 /// the digests compared without an early exit: the time taken says nothing about the token,
 /// not even its length.
@@ -314,12 +319,7 @@ async fn ops(ctx: &HttpCtx, req: Request<Incoming>) -> Resp {
         );
         return r;
     }
-    let has_body = req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(hyper::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    if has_body {
+    if has_body(&req) {
         return respond(
             StatusCode::PAYLOAD_TOO_LARGE,
             TEXT,
