@@ -854,11 +854,15 @@ async fn statement(a: StatementArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     eprintln!(
-        "statement of {} for {}: {} postings, 总分平衡 {}",
+        "statement of {} for {}: {} postings, checks {}",
         a.master,
         a.date,
         st.postings,
-        if st.balanced { "OK" } else { "BREAK" }
+        if st.balanced {
+            "OK"
+        } else {
+            "BREAK (总分平衡 or a NEGATIVE balance row)"
+        }
     );
     if st.balanced {
         ExitCode::SUCCESS

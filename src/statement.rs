@@ -54,7 +54,8 @@ pub struct Statement {
     pub csv: Vec<u8>,
     /// Postings listed.
     pub postings: usize,
-    /// The 总分平衡 check held at the opening and at the closing.
+    /// The 总分平衡 check held at the opening and at the closing, and no derived balance is
+    /// below zero (a `balance` row marked `NEGATIVE`).
     pub balanced: bool,
 }
 
@@ -212,6 +213,7 @@ pub fn render(src: &StatementSource, date: &str) -> Result<Statement, StatementE
     }
     let mut closing = vec![0 as Fen; n];
     let mut opening = vec![0 as Fen; n];
+    let mut impossible = false;
     for i in 0..n {
         closing[i] = accts[i]
             .now
@@ -221,9 +223,14 @@ pub fn render(src: &StatementSource, date: &str) -> Result<Statement, StatementE
             .checked_sub(day[i])
             .ok_or_else(|| overflow("an opening balance"))?;
         let a = &accts[i];
+        // No account can hold less than nothing: a derived balance below zero means the
+        // postings' dates disagree with their booking order (an inbound credit dated ahead
+        // of the business date, for example), and the statement must not be loaded as is.
+        let negative = opening[i] < 0 || closing[i] < 0;
+        impossible |= negative;
         let _ = writeln!(
             out,
-            "balance,{},{date},,,,,,,{},{},{},,{},{},{},{},,",
+            "balance,{},{date},,,,,,,{},{},{},,{},{},{},{},,{}",
             m.acct_no,
             text_cell(&a.shown),
             a.kind,
@@ -232,6 +239,7 @@ pub fn render(src: &StatementSource, date: &str) -> Result<Statement, StatementE
             format_fen(debits[i]),
             format_fen(credits[i]),
             format_fen(closing[i]),
+            if negative { "NEGATIVE" } else { "" },
         );
     }
     let count = src.postings.len();
@@ -277,7 +285,7 @@ pub fn render(src: &StatementSource, date: &str) -> Result<Statement, StatementE
     Ok(Statement {
         csv,
         postings: count,
-        balanced,
+        balanced: balanced && !impossible,
     })
 }
 
@@ -359,6 +367,44 @@ mod tests {
             booking_date: date,
             receipt_no: String::new(),
         }
+    }
+
+    #[test]
+    fn a_balance_below_zero_fails_the_statement() {
+        // Now: mirror 100.00 = sub 100.00, all of it from a credit dated the next day; a
+        // withdrawal of 40.00 is booked on the day itself: the day's closing would be -100.00
+        // + ... below zero, which no account can hold.
+        let src = StatementSource {
+            master: Master {
+                id: 1,
+                enterprise_code: "E".into(),
+                acct_no: "M1".into(),
+                mirror: 10_000,
+                suspense: 0,
+                fee: 0,
+                in_transit: 0,
+            },
+            subs: vec![SubBalance {
+                id: 7,
+                sub_acct_no: "9001".into(),
+                member_name: "甲".into(),
+                balance: 6_000,
+            }],
+            postings: vec![posting(1, "sub:7", "in_transit", 4_000, 20261123)],
+            later: vec![
+                ("mirror".into(), "sub:7".into(), 10_000),
+                ("in_transit".into(), "mirror".into(), 4_000),
+            ],
+        };
+        let st = render(&src, "20261123").unwrap();
+        let text = String::from_utf8(st.csv[3..].to_vec()).unwrap();
+        assert!(
+            text.lines()
+                .any(|r| r.starts_with("balance,M1,20261123,,,,,,,9001,sub,")
+                    && r.ends_with(",,NEGATIVE")),
+            "{text}"
+        );
+        assert!(!st.balanced, "a statement with a negative balance fails");
     }
 
     #[test]
