@@ -808,23 +808,37 @@ async fn open_alone(
     }
 }
 
-async fn statement(a: StatementArgs) -> ExitCode {
-    let mut cfg = match &a.config {
+/// The configuration of a tool that opens the store (`statement`, `reconcile`): the file
+/// when given (else the defaults), then `--data-dir` and `--database-url` over it. `None`
+/// after printing why the file could not be read (the tools' exit 2).
+fn tool_config(
+    file: Option<&std::path::Path>,
+    data_dir: Option<std::path::PathBuf>,
+    database_url: Option<String>,
+) -> Option<Config> {
+    let mut cfg = match file {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
-                return ExitCode::from(2);
+                return None;
             }
         },
         None => Config::default(),
     };
-    if let Some(d) = a.data_dir {
+    if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
-    if a.database_url.is_some() {
-        cfg.database_url = a.database_url;
+    if database_url.is_some() {
+        cfg.database_url = database_url;
     }
+    Some(cfg)
+}
+
+async fn statement(a: StatementArgs) -> ExitCode {
+    let Some(cfg) = tool_config(a.config.as_deref(), a.data_dir, a.database_url) else {
+        return ExitCode::from(2);
+    };
     if bankfep::statement::parse_date(&a.date).is_none() {
         eprintln!("statement: --date {:?} must be yyyyMMdd", a.date);
         return ExitCode::from(2);
@@ -928,22 +942,9 @@ async fn reconcile(a: ReconcileArgs) -> ExitCode {
         };
         return reconcile_remote(url, f, &a.date).await;
     }
-    let mut cfg = match &a.config {
-        Some(path) => match Config::from_file(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
+    let Some(mut cfg) = tool_config(a.config.as_deref(), a.data_dir, a.database_url) else {
+        return ExitCode::from(2);
     };
-    if let Some(d) = a.data_dir {
-        cfg.data_dir = d;
-    }
-    if a.database_url.is_some() {
-        cfg.database_url = a.database_url;
-    }
     if a.rail_files.is_some() {
         cfg.rail.files_dir = a.rail_files;
     }
