@@ -816,58 +816,35 @@ pub fn run(opts: &Options, query: &Query, out: &mut dyn Write) -> Result<(), Adm
     let mut db = open(&opts.data_dir, opts.database_url.as_deref())?;
     let db = db.as_mut();
     let text = match query {
-        Query::Subs { enterprise } => {
-            let rows = subs(db, enterprise)?;
-            if opts.json {
-                json(&rows)
-            } else {
-                subs_table(enterprise, &rows)
-            }
-        }
+        Query::Subs { enterprise } => render(opts.json, &subs(db, enterprise)?, |v| {
+            subs_table(enterprise, v)
+        }),
         Query::Sub { sub_acct_no, limit } => {
-            let v = sub(db, sub_acct_no, *limit)?;
-            if opts.json {
-                json(&v)
-            } else {
-                sub_text(&v)
-            }
+            render(opts.json, &sub(db, sub_acct_no, *limit)?, sub_text)
         }
-        Query::Masters => {
-            let rows = masters(db)?;
-            if opts.json {
-                json(&rows)
-            } else {
-                masters_text(&rows)
-            }
-        }
-        Query::Suspense => {
-            let rows = suspense(db)?;
-            if opts.json {
-                json(&rows)
-            } else {
-                suspense_table(&rows)
-            }
-        }
-        Query::Instructions => {
-            let rows = instructions(db, opts.as_of)?;
-            if opts.json {
-                json(&rows)
-            } else {
-                instructions_table(&rows)
-            }
-        }
+        Query::Masters => render(opts.json, &masters(db)?, |v| masters_text(v)),
+        Query::Suspense => render(opts.json, &suspense(db)?, |v| suspense_table(v)),
+        Query::Instructions => render(opts.json, &instructions(db, opts.as_of)?, |v| {
+            instructions_table(v)
+        }),
         Query::Seq { front_seq_no } => {
-            let v = seq(db, front_seq_no, opts.as_of)?;
-            if opts.json {
-                json(&v)
-            } else {
-                seq_text(&v)
-            }
+            render(opts.json, &seq(db, front_seq_no, opts.as_of)?, |v| {
+                seq_text(v)
+            })
         }
     };
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// `v` as one JSON document when `as_json`, else as `text` renders it for people.
+fn render<T: Serialize>(as_json: bool, v: &T, text: impl FnOnce(&T) -> String) -> String {
+    if as_json {
+        json(v)
+    } else {
+        text(v)
+    }
 }
 
 fn json<T: Serialize>(v: &T) -> String {
