@@ -62,6 +62,24 @@ fn edit_file(path: &Path, edit: impl Fn(&mut Vec<String>)) {
     std::fs::write(path, out).unwrap();
 }
 
+/// The in-process rail simulator on the fixed clock, writing its day files for the master
+/// account and the expense account into `files`.
+async fn start_sim(files: &Path) -> RailSim {
+    let clock = bankfep::clock::parse_fixed(CLOCK).unwrap();
+    RailSim::start_with(
+        "127.0.0.1:0",
+        SimFaults::default(),
+        SimOptions {
+            clock: Arc::new(FixedClock(clock)),
+            files_dir: Some(files.to_path_buf()),
+            payers: vec![MASTER.into(), EXPENSE.into()],
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
 fn breaks(out: &Path) -> Vec<String> {
     std::fs::read_to_string(out.join(format!("breaks_{DATE}.csv")))
         .unwrap()
@@ -74,19 +92,7 @@ fn breaks(out: &Path) -> Vec<String> {
 async fn a_day_with_each_kind_of_break() {
     let files = TempDir::new("recon-files");
     let out = TempDir::new("recon-out");
-    let clock = bankfep::clock::parse_fixed(CLOCK).unwrap();
-    let sim = RailSim::start_with(
-        "127.0.0.1:0",
-        SimFaults::default(),
-        SimOptions {
-            clock: Arc::new(FixedClock(clock)),
-            files_dir: Some(files.path().to_path_buf()),
-            payers: vec![MASTER.into(), EXPENSE.into()],
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(files.path()).await;
     let data: PathBuf = temp_dir("recon");
     let mut cfg = test_config(data.clone());
     cfg.rail.addr = Some(sim.addr().to_string());
@@ -276,19 +282,7 @@ fn sim_line(sim: &RailSim, seq_b: &str) -> String {
 async fn an_instruction_decided_after_midnight_is_no_short() {
     let files = TempDir::new("recon-midnight-files");
     let out = TempDir::new("recon-midnight-out");
-    let clock = bankfep::clock::parse_fixed(CLOCK).unwrap();
-    let sim = RailSim::start_with(
-        "127.0.0.1:0",
-        SimFaults::default(),
-        SimOptions {
-            clock: Arc::new(FixedClock(clock)),
-            files_dir: Some(files.path().to_path_buf()),
-            payers: vec![MASTER.into(), EXPENSE.into()],
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(files.path()).await;
     let data: PathBuf = temp_dir("recon-midnight");
     let mut cfg = test_config(data.clone());
     cfg.rail.addr = Some(sim.addr().to_string());
