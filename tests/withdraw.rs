@@ -10,7 +10,7 @@ use bankfep::client::{PlatformClient, Response};
 use bankfep::money::format_fen;
 use bankfep::rail::sim::{RailSim, SimFaults};
 use bankfep::rail::wire::RailStatus;
-use common::bank::{bind_fields, confirm, start_bind};
+use common::bank::{bind_fields, confirm, start_bind, withdraw_order as withdraw};
 use common::*;
 
 /// The bound account used by these tests (another bank).
@@ -66,38 +66,6 @@ async fn bind_on(
     let r = confirm(c, sub, acct, amount).await;
     assert_eq!(r.return_code(), "000000", "{}", r.return_message());
     assert_eq!(r.field("AuthStatus").as_deref(), Some("S"));
-}
-
-/// A withdrawal request for member `member` / `name` of `sub` to `acct`.
-#[allow(clippy::too_many_arguments)]
-async fn withdraw(
-    c: &mut PlatformClient,
-    serial: &str,
-    sub: &str,
-    member: &str,
-    name: &str,
-    acct: &str,
-    amt: &str,
-    fee: &str,
-    order: &str,
-) -> Response {
-    c.call(
-        ENT,
-        "6033",
-        serial,
-        &[
-            ("SubAcctNo", sub),
-            ("TranNetMemberCode", member),
-            ("MemberName", name),
-            ("TakeCashAcctNo", acct),
-            ("OutAmtAcctName", name),
-            ("CashAmt", amt),
-            ("TakeCashCommission", fee),
-            ("OrderNo", order),
-        ],
-    )
-    .await
-    .expect("6033 call")
 }
 
 /// The value of `k` in a row (empty when absent).

@@ -86,7 +86,7 @@ pub async fn bind_with(
     amount
 }
 
-/// A 6033 of `amt` (commission `fee`) from `sub` to `acct`.
+/// A 6033 of `amt` (commission `fee`) from `sub` to `acct`, order number `O{serial}`.
 #[allow(clippy::too_many_arguments)]
 pub async fn withdraw(
     c: &mut PlatformClient,
@@ -99,6 +99,23 @@ pub async fn withdraw(
     fee: &str,
 ) -> Response {
     let order = format!("O{serial}");
+    withdraw_order(c, serial, sub, member, name, acct, amt, fee, &order).await
+}
+
+/// A 6033 of `amt` (commission `fee`) from `sub` of `member` / `name` to `acct`, under
+/// `order`.
+#[allow(clippy::too_many_arguments)]
+pub async fn withdraw_order(
+    c: &mut PlatformClient,
+    serial: &str,
+    sub: &str,
+    member: &str,
+    name: &str,
+    acct: &str,
+    amt: &str,
+    fee: &str,
+    order: &str,
+) -> Response {
     c.call(
         ENT,
         "6033",
@@ -111,7 +128,7 @@ pub async fn withdraw(
             ("OutAmtAcctName", name),
             ("CashAmt", amt),
             ("TakeCashCommission", fee),
-            ("OrderNo", &order),
+            ("OrderNo", order),
         ],
     )
     .await
