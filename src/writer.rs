@@ -505,7 +505,7 @@ impl Writer {
         // With several instances (docs/protocol.md §5) every key is looked up in the store:
         // a tenant's keys are recorded by whichever instance held it before.
         self.keys = if self.store.prefetches() && self.ctx.cluster_owner.is_none() {
-            self.load_keys(None, crate::keyfilter::KeyFilter::default())
+            self.load_keys()
         } else {
             None
         };
@@ -635,22 +635,18 @@ impl Writer {
         self.ctx.cluster_owner.is_none() || self.owned.contains_key(enterprise)
     }
 
-    /// `filter` with the store's keys (of `enterprise` only, when given) added; `None` when
-    /// the store cannot list them or fails to (every key is then looked up in the store).
-    fn load_keys(
-        &mut self,
-        enterprise: Option<&str>,
-        mut filter: crate::keyfilter::KeyFilter,
-    ) -> Option<crate::keyfilter::KeyFilter> {
+    /// A key filter holding every key of the store; `None` when the store cannot list them
+    /// or fails to (every key is then looked up in the store).
+    fn load_keys(&mut self) -> Option<crate::keyfilter::KeyFilter> {
         let started = std::time::Instant::now();
-        let before = filter.inserted();
+        let mut filter = crate::keyfilter::KeyFilter::default();
         match self
             .store
-            .idempotency_keys(enterprise, &mut |kind, e, k| filter.insert(kind, e, k))
+            .idempotency_keys(None, &mut |kind, e, k| filter.insert(kind, e, k))
         {
             Ok(true) => {
                 tracing::info!(
-                    keys = filter.inserted() - before,
+                    keys = filter.inserted(),
                     ms = started.elapsed().as_millis() as u64,
                     "idempotency keys loaded into the key filter"
                 );
@@ -882,29 +878,19 @@ impl Writer {
             tracing::error!(error = %e, "batch commit failed; every request answered YQ9999/1003");
             let _ = self.store.rollback();
             self.state.rollback(&mut undo, 0);
-            for p in pending {
-                match p {
-                    Pending::Platform(tx, _) => {
-                        let _ = tx.send(self.error_reply(ReturnCode::Internal));
-                    }
-                    Pending::Core(tx, _) => {
-                        let _ = tx.send(CoreResult::Busy);
-                    }
-                    Pending::Rail(tx, _) => {
-                        let _ = tx.send(false);
-                    }
-                }
+            // Nothing of the batch is sent; snapshots show the state restored.
+            Durable {
+                pending,
+                instructions: Vec::new(),
+                snapshots: self.snapshots_now(snapshots),
             }
-            self.answer_snapshots(snapshots);
+            .refuse(&self.error_reply(ReturnCode::Internal));
             return;
         }
         let done = Durable {
             pending,
             instructions: std::mem::take(&mut dirty.instructions),
-            snapshots: snapshots
-                .into_iter()
-                .map(|tx| (tx, self.state.clone(), invariants::check_state(&self.state)))
-                .collect(),
+            snapshots: self.snapshots_now(snapshots),
         };
         match &self.durable {
             // Released by the flusher after the sync that covers this commit.
@@ -917,11 +903,15 @@ impl Writer {
         }
     }
 
-    fn answer_snapshots(&self, snapshots: Vec<SnapshotTx>) {
-        for tx in snapshots {
-            let check = invariants::check_state(&self.state);
-            let _ = tx.send((self.state.clone(), check));
-        }
+    /// Snapshot answers of the state as it is now, to send with their batch's outcome.
+    fn snapshots_now(
+        &self,
+        snapshots: Vec<SnapshotTx>,
+    ) -> Vec<(SnapshotTx, LedgerState, Result<(), invariants::Violation>)> {
+        snapshots
+            .into_iter()
+            .map(|tx| (tx, self.state.clone(), invariants::check_state(&self.state)))
+            .collect()
     }
 
     fn fail(&mut self, job: Job) {
