@@ -4,7 +4,11 @@
 //! Contract: the writer calls `begin`, then for each request `savepoint`, prefetch reads,
 //! appends, and `release` or `rollback_to`; then the account post-images of the batch once
 //! (`write_accounts`, `save_counters`), then `commit`, which returns only when the batch is
-//! durable (SQLite `synchronous=FULL`). Amounts are integer fen in every store (docs/operations.md (design notes)).
+//! durable (SQLite `synchronous=FULL`), or, after [`Store::defer_sync`], when it is ordered and
+//! the sync handle makes it durable. Both stores hold a request's rows in memory from its
+//! `savepoint` and write them at `release` (`rollback_to` drops them): no database
+//! savepoint is taken, and a failure while writing them fails the whole batch. Amounts are
+//! integer fen in every store (docs/operations.md (design notes)).
 
 pub mod copy;
 pub mod lock;
@@ -162,7 +166,8 @@ pub trait Store: Send + 'static {
     fn begin(&mut self) -> Result<(), StoreError>;
     /// Marks the start of one request inside the batch.
     fn savepoint(&mut self) -> Result<(), StoreError>;
-    /// Keeps the request's writes.
+    /// Keeps the request's writes. Errors: writing them failed; part of them may be in the
+    /// transaction, so the batch's [`Store::commit`] then fails ([`StoreError::Poisoned`]).
     fn release(&mut self) -> Result<(), StoreError>;
     /// Discards the request's writes.
     fn rollback_to(&mut self) -> Result<(), StoreError>;

@@ -126,6 +126,20 @@ pub struct SqliteStore {
     conn: Connection,
     /// The database file (its log is this path with `-wal` appended).
     file: std::path::PathBuf,
+    /// The open request's rows, held in memory from [`Store::savepoint`] and written at
+    /// [`Store::release`]; `None` outside a request (rows are then written at once).
+    held: Option<Vec<Held>>,
+    /// A request's rows were partly written when a statement failed: the batch must not
+    /// commit ([`Store::commit`] answers [`StoreError::Poisoned`]).
+    poisoned: bool,
+}
+
+/// Rows of one request, held until its savepoint is released (see [`SqliteStore`]).
+enum Held {
+    /// [`Store::append`]'s arguments.
+    Append(String, Option<String>, Writes),
+    /// [`Store::record_request`]'s argument.
+    Request(StoredRequest),
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -263,7 +277,12 @@ impl SqliteStore {
             "CREATE INDEX IF NOT EXISTS postings_by_date ON postings(master_id, booking_date)",
         )?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteStore { conn, file })
+        Ok(SqliteStore {
+            conn,
+            file,
+            held: None,
+            poisoned: false,
+        })
     }
 
     /// The first receipt matching `cond` (an SQL condition over `receipts` with `args`).
@@ -295,6 +314,217 @@ impl SqliteStore {
                 })
             })
             .optional()?)
+    }
+
+    /// Writes the rows of [`Store::append`] now.
+    fn write_append(
+        &self,
+        enterprise_code: &str,
+        front_seq_no: Option<&str>,
+        w: &Writes,
+    ) -> Result<(), StoreError> {
+        let seq = front_seq_no.unwrap_or("");
+        if !w.postings.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type, \
+                 booking_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for p in &w.postings {
+                st.execute(params![
+                    seq,
+                    p.master_id,
+                    side_code(p.debit),
+                    side_code(p.credit),
+                    p.amount,
+                    p.booking_type.code(),
+                    w.booking_date
+                ])?;
+            }
+        }
+        if !w.entries.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO entries(sub_id, front_seq_no, acct_date, time, booking_type, dc, \
+                 amount, balance_after, peer_acct, remark) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for e in &w.entries {
+                st.execute(params![
+                    e.sub_id,
+                    e.front_seq_no,
+                    e.acct_date,
+                    e.time,
+                    e.booking_type.code(),
+                    e.dc.to_string(),
+                    e.amount,
+                    e.balance_after,
+                    e.peer_acct,
+                    e.remark
+                ])?;
+            }
+        }
+        if !w.credits.is_empty() {
+            let sql = format!(
+                "INSERT INTO credits({CREDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            for c in &w.credits {
+                st.execute(params![
+                    c.front_seq_no,
+                    c.master_id,
+                    c.in_acct_type,
+                    c.sub_acct_no,
+                    c.amount,
+                    c.unallocated,
+                    c.payer_acct,
+                    c.payer_name,
+                    c.acct_date,
+                    c.remark
+                ])?;
+            }
+        }
+        for (seq_no, unallocated) in &w.credit_updates {
+            self.conn
+                .prepare_cached("UPDATE credits SET unallocated = ?2 WHERE front_seq_no = ?1")?
+                .execute(params![seq_no, unallocated])?;
+        }
+        if !w.receipts.is_empty() {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO receipts(front_seq_no, master_id, receipt_no, check_code, booking_date, \
+                 payer_acct, payer_name, payee_acct, payee_name, amount, summary) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in &w.receipts {
+                st.execute(params![
+                    r.front_seq_no,
+                    r.master_id,
+                    r.receipt_no,
+                    r.check_code,
+                    r.booking_date,
+                    r.payer_acct,
+                    r.payer_name,
+                    r.payee_acct,
+                    r.payee_name,
+                    r.amount,
+                    r.summary
+                ])?;
+            }
+        }
+        if let Some(order_no) = &w.order_no {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO orders(enterprise_code, order_no, front_seq_no) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![enterprise_code, order_no, seq])?;
+        }
+        for (sub_id, binding) in &w.bindings {
+            match binding {
+                Some(b) => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO bindings(sub_id, acct_no, acct_name, same_bank, branch_name, \
+                             bank_code, verified, auth_amount, attempts_left, verify_seq) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                             ON CONFLICT(sub_id) DO UPDATE SET acct_no = excluded.acct_no, \
+                             acct_name = excluded.acct_name, same_bank = excluded.same_bank, \
+                             branch_name = excluded.branch_name, bank_code = excluded.bank_code, \
+                             verified = excluded.verified, auth_amount = excluded.auth_amount, \
+                             attempts_left = excluded.attempts_left, \
+                             verify_seq = excluded.verify_seq",
+                        )?
+                        .execute(params![
+                            sub_id,
+                            b.acct_no,
+                            b.acct_name,
+                            i64::from(b.same_bank),
+                            b.branch_name,
+                            b.bank_code,
+                            i64::from(b.verified),
+                            b.auth_amount,
+                            b.attempts_left,
+                            b.verify_seq
+                        ])?;
+                }
+                None => {
+                    self.conn
+                        .prepare_cached("DELETE FROM bindings WHERE sub_id = ?1")?
+                        .execute([sub_id])?;
+                }
+            }
+        }
+        if let Some(wd) = &w.withdrawal {
+            let sql = format!(
+                "INSERT INTO withdrawals({WITHDRAWAL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            );
+            self.conn.prepare_cached(&sql)?.execute(params![
+                wd.front_seq_no,
+                wd.enterprise_code,
+                wd.serial,
+                wd.sub_id,
+                wd.master_id,
+                wd.amount,
+                wd.fee,
+                wd.chunk_count
+            ])?;
+        }
+        for i in &w.instructions {
+            let sql = format!(
+                "INSERT INTO instructions({INSTRUCTION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            );
+            self.conn.prepare_cached(&sql)?.execute(params![
+                i.id,
+                if i.kind == InstructionKind::Verify {
+                    "V"
+                } else {
+                    "C"
+                },
+                i.front_seq_no,
+                i.chunk_no,
+                i.trade_code,
+                i.payer_acct,
+                i.payee_acct,
+                i.payee_name,
+                i.payee_bank,
+                i.amount,
+                i.memo,
+                i.state.letter(),
+                i.reject_code,
+                i.sub_id,
+                i.master_id
+            ])?;
+        }
+        for (id, state, reject) in &w.instruction_updates {
+            self.conn
+                .prepare_cached(
+                    "UPDATE instructions SET state = ?2, reject_code = ?3 WHERE id = ?1 AND state = 'P'",
+                )?
+                .execute(params![id, state.letter(), reject])?;
+        }
+        if let Some((bank_serial, seq_no)) = &w.notice {
+            self.conn
+                .prepare_cached("INSERT INTO notices(bank_serial, front_seq_no) VALUES (?1, ?2)")?
+                .execute(params![bank_serial, seq_no])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the row of [`Store::record_request`] now.
+    fn write_request(&self, r: &StoredRequest) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO requests(enterprise_code, serial, tx_code, fingerprint, return_code, \
+                 return_msg, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.enterprise_code,
+                r.serial,
+                r.tx_code,
+                r.fingerprint,
+                r.return_code,
+                r.return_msg,
+                r.body
+            ])?;
+        Ok(())
     }
 
     /// Runs a parameterless statement through the statement cache (no re-parse per request).
@@ -450,19 +680,47 @@ impl Store for SqliteStore {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
+        self.held = None;
+        self.poisoned = false;
         self.exec_cached("BEGIN IMMEDIATE")
     }
+    // A request's savepoint is a buffer, not an SQLite SAVEPOINT: SQLite would copy every
+    // page a request touches into its statement journal in case of a rollback that almost
+    // never comes (7% of the gateway's CPU, issue 9). Its rows are written at `release`;
+    // `rollback_to` drops them unwritten.
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.exec_cached("SAVEPOINT req")
+        let mut held = self.held.take().unwrap_or_default();
+        held.clear();
+        self.held = Some(held);
+        Ok(())
     }
     fn release(&mut self) -> Result<(), StoreError> {
-        self.exec_cached("RELEASE req")
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        for h in &held {
+            let written = match h {
+                Held::Append(e, seq, w) => self.write_append(e, seq.as_deref(), w),
+                Held::Request(r) => self.write_request(r),
+            };
+            if let Err(e) = written {
+                // Part of the request may be in the transaction, which cannot take it back
+                // alone: the whole batch is refused (the writer answers YQ9999 / 1003).
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
     fn rollback_to(&mut self) -> Result<(), StoreError> {
-        self.exec_cached("ROLLBACK TO req")?;
-        self.exec_cached("RELEASE req")
+        self.held = None;
+        Ok(())
     }
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.held = None;
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
         self.exec_cached("COMMIT")
     }
     fn defer_sync(&mut self) -> Result<Option<Box<dyn super::SyncHandle>>, StoreError> {
@@ -476,6 +734,8 @@ impl Store for SqliteStore {
         Ok(Some(Box::new(wal)))
     }
     fn rollback(&mut self) -> Result<(), StoreError> {
+        self.held = None;
+        self.poisoned = false;
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK")?;
         }
@@ -831,208 +1091,29 @@ impl Store for SqliteStore {
         front_seq_no: Option<&str>,
         w: &Writes,
     ) -> Result<(), StoreError> {
-        let seq = front_seq_no.unwrap_or("");
-        if !w.postings.is_empty() {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO postings(front_seq_no, master_id, debit, credit, amount, booking_type, \
-                 booking_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for p in &w.postings {
-                st.execute(params![
-                    seq,
-                    p.master_id,
-                    side_code(p.debit),
-                    side_code(p.credit),
-                    p.amount,
-                    p.booking_type.code(),
-                    w.booking_date
-                ])?;
+        match self.held.as_mut() {
+            Some(held) => {
+                held.push(Held::Append(
+                    enterprise_code.to_string(),
+                    front_seq_no.map(str::to_string),
+                    w.clone(),
+                ));
+                Ok(())
             }
+            None => self.write_append(enterprise_code, front_seq_no, w),
         }
-        if !w.entries.is_empty() {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO entries(sub_id, front_seq_no, acct_date, time, booking_type, dc, \
-                 amount, balance_after, peer_acct, remark) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for e in &w.entries {
-                st.execute(params![
-                    e.sub_id,
-                    e.front_seq_no,
-                    e.acct_date,
-                    e.time,
-                    e.booking_type.code(),
-                    e.dc.to_string(),
-                    e.amount,
-                    e.balance_after,
-                    e.peer_acct,
-                    e.remark
-                ])?;
-            }
-        }
-        if !w.credits.is_empty() {
-            let sql = format!(
-                "INSERT INTO credits({CREDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            for c in &w.credits {
-                st.execute(params![
-                    c.front_seq_no,
-                    c.master_id,
-                    c.in_acct_type,
-                    c.sub_acct_no,
-                    c.amount,
-                    c.unallocated,
-                    c.payer_acct,
-                    c.payer_name,
-                    c.acct_date,
-                    c.remark
-                ])?;
-            }
-        }
-        for (seq_no, unallocated) in &w.credit_updates {
-            self.conn
-                .prepare_cached("UPDATE credits SET unallocated = ?2 WHERE front_seq_no = ?1")?
-                .execute(params![seq_no, unallocated])?;
-        }
-        if !w.receipts.is_empty() {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO receipts(front_seq_no, master_id, receipt_no, check_code, booking_date, \
-                 payer_acct, payer_name, payee_acct, payee_name, amount, summary) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for r in &w.receipts {
-                st.execute(params![
-                    r.front_seq_no,
-                    r.master_id,
-                    r.receipt_no,
-                    r.check_code,
-                    r.booking_date,
-                    r.payer_acct,
-                    r.payer_name,
-                    r.payee_acct,
-                    r.payee_name,
-                    r.amount,
-                    r.summary
-                ])?;
-            }
-        }
-        if let Some(order_no) = &w.order_no {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO orders(enterprise_code, order_no, front_seq_no) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![enterprise_code, order_no, seq])?;
-        }
-        for (sub_id, binding) in &w.bindings {
-            match binding {
-                Some(b) => {
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO bindings(sub_id, acct_no, acct_name, same_bank, branch_name, \
-                             bank_code, verified, auth_amount, attempts_left, verify_seq) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                             ON CONFLICT(sub_id) DO UPDATE SET acct_no = excluded.acct_no, \
-                             acct_name = excluded.acct_name, same_bank = excluded.same_bank, \
-                             branch_name = excluded.branch_name, bank_code = excluded.bank_code, \
-                             verified = excluded.verified, auth_amount = excluded.auth_amount, \
-                             attempts_left = excluded.attempts_left, \
-                             verify_seq = excluded.verify_seq",
-                        )?
-                        .execute(params![
-                            sub_id,
-                            b.acct_no,
-                            b.acct_name,
-                            i64::from(b.same_bank),
-                            b.branch_name,
-                            b.bank_code,
-                            i64::from(b.verified),
-                            b.auth_amount,
-                            b.attempts_left,
-                            b.verify_seq
-                        ])?;
-                }
-                None => {
-                    self.conn
-                        .prepare_cached("DELETE FROM bindings WHERE sub_id = ?1")?
-                        .execute([sub_id])?;
-                }
-            }
-        }
-        if let Some(wd) = &w.withdrawal {
-            let sql = format!(
-                "INSERT INTO withdrawals({WITHDRAWAL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            );
-            self.conn.prepare_cached(&sql)?.execute(params![
-                wd.front_seq_no,
-                wd.enterprise_code,
-                wd.serial,
-                wd.sub_id,
-                wd.master_id,
-                wd.amount,
-                wd.fee,
-                wd.chunk_count
-            ])?;
-        }
-        for i in &w.instructions {
-            let sql = format!(
-                "INSERT INTO instructions({INSTRUCTION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-            );
-            self.conn.prepare_cached(&sql)?.execute(params![
-                i.id,
-                if i.kind == InstructionKind::Verify {
-                    "V"
-                } else {
-                    "C"
-                },
-                i.front_seq_no,
-                i.chunk_no,
-                i.trade_code,
-                i.payer_acct,
-                i.payee_acct,
-                i.payee_name,
-                i.payee_bank,
-                i.amount,
-                i.memo,
-                i.state.letter(),
-                i.reject_code,
-                i.sub_id,
-                i.master_id
-            ])?;
-        }
-        for (id, state, reject) in &w.instruction_updates {
-            self.conn
-                .prepare_cached(
-                    "UPDATE instructions SET state = ?2, reject_code = ?3 WHERE id = ?1 AND state = 'P'",
-                )?
-                .execute(params![id, state.letter(), reject])?;
-        }
-        if let Some((bank_serial, seq_no)) = &w.notice {
-            self.conn
-                .prepare_cached("INSERT INTO notices(bank_serial, front_seq_no) VALUES (?1, ?2)")?
-                .execute(params![bank_serial, seq_no])?;
-        }
-        Ok(())
     }
 
     fn record_request(&mut self, r: &StoredRequest) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO requests(enterprise_code, serial, tx_code, fingerprint, return_code, \
-                 return_msg, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                r.enterprise_code,
-                r.serial,
-                r.tx_code,
-                r.fingerprint,
-                r.return_code,
-                r.return_msg,
-                r.body
-            ])?;
-        Ok(())
+        match self.held.as_mut() {
+            Some(held) => {
+                held.push(Held::Request(r.clone()));
+                Ok(())
+            }
+            None => self.write_request(r),
+        }
     }
+
 
     fn write_accounts(
         &mut self,
