@@ -137,7 +137,7 @@ pub struct SqliteStore {
 /// Rows of one request, held until its savepoint is released (see [`SqliteStore`]).
 enum Held {
     /// [`Store::append`]'s arguments.
-    Append(String, Option<String>, Writes),
+    Append(String, Option<String>, Box<Writes>),
     /// [`Store::record_request`]'s argument.
     Request(StoredRequest),
 }
@@ -1096,7 +1096,7 @@ impl Store for SqliteStore {
                 held.push(Held::Append(
                     enterprise_code.to_string(),
                     front_seq_no.map(str::to_string),
-                    w.clone(),
+                    Box::new(w.clone()),
                 ));
                 Ok(())
             }
@@ -1113,7 +1113,6 @@ impl Store for SqliteStore {
             None => self.write_request(r),
         }
     }
-
 
     fn write_accounts(
         &mut self,
