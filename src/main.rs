@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 
 use bankfep::config::Config;
 
+/// The process's allocator: mimalloc, for the many small, short-lived allocations of the
+/// request path (issue 9; README "Performance").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bankfep",
