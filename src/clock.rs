@@ -136,14 +136,17 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// Cuts `t` into wire forms.
+    /// Cuts `t` into wire forms (years outside 0..=9999 are clamped into it). Digits are
+    /// written directly: a `strftime` pattern would be parsed again at every call, twice per
+    /// request (issue 9, item 3).
     pub fn of(t: NaiveDateTime) -> Stamp {
-        let date_str = t.format("%Y%m%d").to_string();
-        let date = date_str.parse().unwrap_or(0);
+        use chrono::{Datelike, Timelike};
+        let year = u32::try_from(t.year().clamp(0, 9999)).unwrap_or(0);
+        let date = year * 10_000 + t.month() * 100 + t.day();
         Stamp {
             date,
-            date_str,
-            time_str: t.format("%H%M%S").to_string(),
+            date_str: format!("{date:08}"),
+            time_str: format!("{:02}{:02}{:02}", t.hour(), t.minute(), t.second()),
         }
     }
 }
@@ -159,6 +162,18 @@ mod tests {
         assert_eq!(s.date, 20261123);
         assert_eq!(s.date_str, "20261123");
         assert_eq!(s.time_str, "100005");
+        // The direct digits agree with strftime, padding included.
+        for text in [
+            "0999-01-02T03:04:05",
+            "2026-12-31T23:59:59",
+            "2027-01-01T00:00:00",
+        ] {
+            let t = parse_fixed(text).expect("valid");
+            let s = Stamp::of(t);
+            assert_eq!(s.date_str, t.format("%Y%m%d").to_string());
+            assert_eq!(s.time_str, t.format("%H%M%S").to_string());
+            assert_eq!(s.date.to_string(), s.date_str.trim_start_matches('0'));
+        }
         assert!(parse_fixed("2026-13-01T00:00:00").is_none());
     }
 

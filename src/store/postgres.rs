@@ -1246,7 +1246,8 @@ impl Store for PgStore {
              r.return_code, r.return_msg, r.body FROM unnest($1::text[], $2::text[]) AS k(e, s) \
              CROSS JOIN LATERAL (SELECT * FROM requests q WHERE q.enterprise_code = k.e \
              AND q.serial = k.s LIMIT 1) r";
-        const ORD: &str = "SELECT o.enterprise_code, o.order_no FROM unnest($1::text[], $2::text[]) \
+        const ORD: &str =
+            "SELECT o.enterprise_code, o.order_no FROM unnest($1::text[], $2::text[]) \
              AS k(e, n) CROSS JOIN LATERAL (SELECT * FROM orders p WHERE p.enterprise_code = k.e \
              AND p.order_no = k.n LIMIT 1) o";
         const NOT: &str = "SELECT bank_serial FROM notices WHERE bank_serial = ANY($1::text[])";
