@@ -11,10 +11,12 @@
 //! ([`crate::store::Store::idempotency_keys`]).
 //!
 //! The writer keeps one for a store that prefetches a batch's keys over the network
-//! (PostgreSQL, one instance), where each ruled-out key saves server work and, when a whole
-//! batch is new, a round trip. On the embedded store it saved nothing measurable, and with
+//! (PostgreSQL), where each ruled-out key saves server work and, when a whole batch is new,
+//! a round trip. On the embedded store it saved nothing measurable and is not used. With
 //! several instances sharing a store a tenant's keys are recorded by whichever instance held
-//! it before: in both cases it is not used.
+//! it before: an instance's filter starts empty and takes a tenant's keys when the instance
+//! takes the tenant over, once its lease is held (from then on only this instance can
+//! record keys for it; docs/protocol.md §5).
 //!
 //! Memory is fixed: [`KeyFilter::BITS`] bits (16 MiB) whatever the number of keys. Up to
 //! about 14 million keys, fewer than 1 in 100 new keys get a "maybe" (and the store lookup

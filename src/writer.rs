@@ -502,12 +502,16 @@ impl Writer {
         // and the server's index probes (PostgreSQL, 32 connections: 6,500 -> 7,400
         // transfers/s). On the embedded store a lookup only brings in the index page the
         // insert then needs anyway; measured, the filter saved nothing there.
-        // With several instances (docs/protocol.md §5) every key is looked up in the store:
-        // a tenant's keys are recorded by whichever instance held it before.
-        self.keys = if self.store.prefetches() && self.ctx.cluster_owner.is_none() {
+        // With several instances (docs/protocol.md §5) a tenant's keys are recorded by
+        // whichever instance held it before: the filter starts empty and takes a tenant's
+        // keys when this instance takes the tenant over (`change_tenant`), after its lease
+        // is held, so that no other instance can record one for it any more.
+        self.keys = if !self.store.prefetches() {
+            None
+        } else if self.ctx.cluster_owner.is_none() {
             self.load_keys()
         } else {
-            None
+            Some(crate::keyfilter::KeyFilter::default())
         };
         let flusher_thread = match self.store.defer_sync() {
             Ok(Some(sync)) => {
@@ -660,6 +664,34 @@ impl Writer {
         }
     }
 
+    /// Adds the recorded keys of `enterprise`, a tenant being taken over, to the key filter.
+    /// Should they not be listed, the filter is dropped: every key is then looked up in the
+    /// store (a filter missing a tenant's keys would let a replay be booked again).
+    fn load_tenant_keys(&mut self, enterprise: &str) {
+        let Some(filter) = self.keys.as_mut() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let before = filter.inserted();
+        match self
+            .store
+            .idempotency_keys(Some(enterprise), &mut |kind, e, k| {
+                filter.insert(kind, e, k)
+            }) {
+            Ok(true) => tracing::info!(
+                enterprise = %enterprise,
+                keys = filter.inserted() - before,
+                ms = started.elapsed().as_millis() as u64,
+                "tenant's idempotency keys loaded into the key filter"
+            ),
+            Ok(false) => self.keys = None,
+            Err(e) => {
+                tracing::warn!(error = %e, enterprise = %enterprise, "cannot list a tenant's idempotency keys; every key is looked up in the store");
+                self.keys = None;
+            }
+        }
+    }
+
     /// Whether request key (enterprise, serial) may have been recorded: `false` only when
     /// it certainly was not (no store lookup needed).
     fn may_have_request(&self, enterprise: &str, serial: &str) -> bool {
@@ -734,6 +766,7 @@ impl Writer {
                     });
                 match loaded {
                     Ok((masters, subs, ids, unresolved)) => {
+                        self.load_tenant_keys(enterprise);
                         self.state.replace_tenant(enterprise, masters, subs);
                         self.owned.insert(enterprise.clone(), *epoch);
                         if let Some(tx) = &self.ctx.resume {
