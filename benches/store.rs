@@ -9,6 +9,9 @@
 //! `commit`. The store runs in pipelined mode (`defer_sync`), as under `serve`, so `commit`
 //! writes the log but does not wait for `fdatasync` (the flusher thread's part).
 //! Run: `cargo bench --bench store`; the figure is per batch (divide by 32 for a transfer).
+//! Two variants price what issue 9 suggests leaving out: the batch without its e-receipt
+//! rows (were a receipt derived from its posting), and with empty stored reply bodies (were
+//! a reply rebuilt from the ledger instead of stored).
 
 use std::hint::black_box;
 
@@ -56,7 +59,12 @@ impl Rng {
 
 /// The writes of one forced transfer numbered `n` from `from` to `to`, as the decision
 /// makes them (docs/ledger.md, 6034).
-fn transfer(n: u64, from: &SubAccount, to: &SubAccount) -> (String, Writes, StoredRequest) {
+fn transfer(
+    n: u64,
+    from: &SubAccount,
+    to: &SubAccount,
+    v: Variant,
+) -> (String, Writes, StoredRequest) {
     let seq = format!("20261123{:08}", n % 100_000_000);
     let amount = 123_450;
     let entry = |s: &SubAccount, dc: char, peer: &SubAccount| Entry {
@@ -81,19 +89,23 @@ fn transfer(n: u64, from: &SubAccount, to: &SubAccount) -> (String, Writes, Stor
         }],
         booking_date: 20261123,
         entries: vec![entry(from, 'D', to), entry(to, 'C', from)],
-        receipts: vec![ReceiptRow {
-            front_seq_no: seq.clone(),
-            master_id: 1,
-            receipt_no: format!("HD20261123{:010}", n),
-            check_code: "A1B2C3D4E5F6".into(),
-            booking_date: "20261123".into(),
-            payer_acct: from.sub_acct_no.clone(),
-            payer_name: from.member_name.clone(),
-            payee_acct: to.sub_acct_no.clone(),
-            payee_name: to.member_name.clone(),
-            amount,
-            summary: "货款结算".into(),
-        }],
+        receipts: if v == Variant::NoReceipt {
+            Vec::new()
+        } else {
+            vec![ReceiptRow {
+                front_seq_no: seq.clone(),
+                master_id: 1,
+                receipt_no: format!("HD20261123{:010}", n),
+                check_code: "A1B2C3D4E5F6".into(),
+                booking_date: "20261123".into(),
+                payer_acct: from.sub_acct_no.clone(),
+                payer_name: from.member_name.clone(),
+                payee_acct: to.sub_acct_no.clone(),
+                payee_name: to.member_name.clone(),
+                amount,
+                summary: "货款结算".into(),
+            }]
+        },
         order_no: Some(format!("ORD{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))),
         ..Writes::default()
     };
@@ -104,13 +116,46 @@ fn transfer(n: u64, from: &SubAccount, to: &SubAccount) -> (String, Writes, Stor
         fingerprint: vec![7; 32],
         return_code: "000000".into(),
         return_msg: "交易成功".into(),
-        body: vec![b'x'; 300],
+        body: if v == Variant::NoBody {
+            Vec::new()
+        } else {
+            vec![b'x'; 300]
+        },
     };
     (seq, writes, request)
 }
 
+/// What one batch books (see the module documentation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// As the gateway books a forced transfer.
+    Full,
+    /// Without the e-receipt row.
+    NoReceipt,
+    /// With an empty stored reply body.
+    NoBody,
+}
+
 fn store(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("bankfep-bench-store-{}", std::process::id()));
+    let mut group = c.benchmark_group("sqlite_store");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, v) in [
+        ("batch_of_32_forced_transfers", Variant::Full),
+        ("batch_of_32_without_receipt_rows", Variant::NoReceipt),
+        ("batch_of_32_without_reply_bodies", Variant::NoBody),
+    ] {
+        one_store(&mut group, name, v);
+    }
+    group.finish();
+}
+
+fn one_store(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    v: Variant,
+) {
+    let dir =
+        std::env::temp_dir().join(format!("bankfep-bench-store-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut s = SqliteStore::open(&dir).expect("open store");
     let _sync = s.defer_sync().expect("pipelined mode");
@@ -133,9 +178,7 @@ fn store(c: &mut Criterion) {
 
     let mut rng = Rng(0x1234_5678_9ABC_DEF1);
     let mut n = 0u64;
-    let mut group = c.benchmark_group("sqlite_store");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("batch_of_32_forced_transfers", |b| {
+    group.bench_function(name, |b| {
         b.iter(|| {
             s.begin().expect("begin");
             let mut touched = Vec::with_capacity(2 * BATCH);
@@ -145,7 +188,7 @@ fn store(c: &mut Criterion) {
                 let to = (from + 1 + (rng.next() % (SUBS as u64 - 1)) as usize) % SUBS as usize;
                 subs[from].balance -= 1;
                 subs[to].balance += 1;
-                let (seq, w, r) = transfer(n, &subs[from], &subs[to]);
+                let (seq, w, r) = transfer(n, &subs[from], &subs[to], v);
                 black_box(s.request(ENT, &r.serial).expect("request"));
                 black_box(
                     s.order_used(ENT, w.order_no.as_deref().unwrap_or(""))
@@ -169,7 +212,6 @@ fn store(c: &mut Criterion) {
             s.commit().expect("commit");
         })
     });
-    group.finish();
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -461,8 +461,8 @@ pub enum Source {
     /// is started over it only when there is something to book.
     Opened(Box<dyn crate::store::Store>),
     /// The running gateway's writer (the daily run inside `serve`, `POST /ops/reconcile`):
-    /// reads go through it as [`crate::writer::Job::Read`], bookings as
-    /// [`crate::writer::Job::Rail`], exactly as a `7003` answer.
+    /// reads go through [`crate::http::read_store`] (the gateway's reader thread), bookings
+    /// through the writer as [`crate::writer::Job::Rail`], exactly as a `7003` answer.
     Live(crate::writer::WriterHandle),
 }
 

@@ -311,8 +311,8 @@ pub async fn from_store(
     render(&src, date)
 }
 
-/// Reads through a running writer (a [`crate::writer::Job::Read`] between batches: the
-/// gateway holds the store) and renders. Waits at most `wait` for the writer.
+/// Reads through a running gateway ([`crate::http::read_store`]: its reader thread, or its
+/// writer between batches) and renders. Waits at most `wait` for the read.
 ///
 /// Errors: as [`from_store`]; [`StatementError::Store`] when the writer is gone or busy.
 pub async fn from_writer(

@@ -190,9 +190,66 @@ pub enum TenantChange {
 pub struct WriterHandle {
     tx: mpsc::Sender<Job>,
     rail_tx: mpsc::Sender<Job>,
+    /// The reader thread's queue ([`spawn_reader`]); `None`: reads go to the writer.
+    reader: Option<mpsc::Sender<ReadJob>>,
+}
+
+/// Jobs the reader thread's queue holds before [`WriterHandle::submit_read`] waits.
+const READ_QUEUE_MAX: usize = 64;
+
+/// Starts a thread that runs [`ReadJob`]s on `store`, a second connection to the writer's
+/// store, one at a time in arrival order; it ends when every sender is dropped. Such a read
+/// sees what is committed when it starts (SQLite in WAL mode, PostgreSQL's read committed),
+/// neither waits for the writer's batches nor holds them up.
+///
+/// Returns the queue (for [`WriterHandle::with_reader`]) and the thread, which ends, closing
+/// its connection, once every handle holding the queue is dropped.
+///
+/// Errors: the thread cannot be started.
+pub fn spawn_reader(
+    mut store: Box<dyn Store>,
+) -> std::io::Result<(mpsc::Sender<ReadJob>, std::thread::JoinHandle<()>)> {
+    let (tx, mut rx) = mpsc::channel::<ReadJob>(READ_QUEUE_MAX);
+    let thread = std::thread::Builder::new()
+        .name("bankfep-reader".into())
+        .spawn(move || {
+            while let Some(job) = rx.blocking_recv() {
+                // A read that panics answers nothing (its caller sees no answer) and leaves
+                // the thread serving the next one.
+                let run = std::panic::AssertUnwindSafe(|| (job.0)(&mut *store));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("a read of the store panicked; it was not answered");
+                }
+            }
+        })?;
+    Ok((tx, thread))
 }
 
 impl WriterHandle {
+    /// This handle with reads sent to the reader thread `reader` ([`spawn_reader`]) instead
+    /// of the writer.
+    pub fn with_reader(mut self, reader: mpsc::Sender<ReadJob>) -> WriterHandle {
+        self.reader = Some(reader);
+        self
+    }
+
+    /// This handle with reads sent to the writer itself, between its batches.
+    pub fn without_reader(&self) -> WriterHandle {
+        WriterHandle {
+            reader: None,
+            ..self.clone()
+        }
+    }
+
+    /// Queues a read of the store, waiting for room: on the reader thread when there is one,
+    /// else on the writer between batches. `false` when that thread has stopped.
+    pub async fn submit_read(&self, job: ReadJob) -> bool {
+        match &self.reader {
+            Some(r) => r.send(job).await.is_ok(),
+            None => self.tx.send(Job::Read(job)).await.is_ok(),
+        }
+    }
+
     /// Queues a job; `Err(job)` when the queue is full or the writer has stopped (busy).
     pub fn try_submit(&self, job: Job) -> Result<(), Job> {
         self.tx.try_send(job).map_err(|e| match e {
@@ -279,7 +336,14 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("bankfep-writer".into())
         .spawn(move || w.run(rx, rail_rx))?;
-    Ok((WriterHandle { tx, rail_tx }, thread))
+    Ok((
+        WriterHandle {
+            tx,
+            rail_tx,
+            reader: None,
+        },
+        thread,
+    ))
 }
 
 struct Writer {

@@ -488,3 +488,57 @@ f.onload = () => {{
     let _ = std::fs::remove_dir_all(&profile);
     gw.running.shutdown().await;
 }
+
+/// A long read of the store (a busy day's statement, a day's instructions for
+/// reconciliation) runs on the gateway's reader thread: while one is still running, a
+/// transfer is booked and answered, and the read then sees it. With reads between the
+/// writer's batches, the transfer would wait for the read (it fails with the reader thread
+/// removed from `server::start`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_read_does_not_hold_up_payments() {
+    let gw = start("longread").await;
+    let mut c = gw.client().await;
+    let mut core = gw.core_client().await;
+    let a = open_sub(&mut c, "LR001", "甲方").await;
+    let b = open_sub(&mut c, "LR002", "乙方").await;
+    fund(&mut core, "LR-CORE-1", &a, 1_000_000).await;
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = gw.running.writer.clone();
+    let read = tokio::spawn(async move {
+        bankfep::http::read_store(&writer, Duration::from_secs(30), move |s| {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv_timeout(Duration::from_secs(20));
+            s.statement_source(MASTER, 20261123)
+                .map(|src| src.map(|src| src.postings.len()))
+        })
+        .await
+    });
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the read started");
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        transfer(
+            &mut c,
+            (&a, "LR001"),
+            (&b, "LR002"),
+            "100.00",
+            "0.00",
+            "LR-ORD-1",
+        ),
+    )
+    .await
+    .expect("the transfer is answered while the read runs");
+    assert_eq!(r.return_code(), "000000");
+    assert_eq!(balance(&mut c, &b).await.0, "100.00");
+    release_tx.send(()).expect("release the read");
+    let postings = read
+        .await
+        .expect("join")
+        .expect("the read answered")
+        .expect("store")
+        .expect("master account");
+    assert_eq!(postings, 2, "the read sees the funding and the transfer");
+}

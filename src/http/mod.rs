@@ -8,9 +8,9 @@
 //! complete within [`HEADER_TIMEOUT`]; a connection lives at most [`CONNECTION_LIFETIME`];
 //! no request may carry a body (`413`).
 //!
-//! Reads of receipts go through the writer as a [`Job::Read`]: the writer runs them between
-//! batches (one indexed lookup, no transaction held), so the page needs nothing of its own
-//! from the store and works with any [`crate::store::Store`].
+//! Reads of receipts and statements go through [`read_store`]: on the gateway's reader thread
+//! (a second connection to its store, `crate::writer::spawn_reader`) when it has one, else on
+//! the writer between batches, so the pages work with any [`crate::store::Store`].
 
 pub mod limiter;
 pub mod page;
@@ -34,7 +34,7 @@ use crate::ledger::decide::ReceiptRow;
 use crate::metrics::{receipt_lookup, ReceiptLookup};
 use crate::server::StartError;
 use crate::store::Store;
-use crate::writer::{Job, ReadJob, WriterHandle};
+use crate::writer::{ReadJob, WriterHandle};
 
 /// Most open HTTP connections; more are closed at once.
 pub const CONNECTIONS_MAX: usize = 256;
@@ -244,23 +244,26 @@ async fn route(ctx: &HttpCtx, peer: SocketAddr, req: Request<Incoming>) -> Resp 
     resp
 }
 
-/// Runs `f` on the store through the writer (a [`Job::Read`], between batches: committed
-/// data only); `None` when the writer is gone, its lane stays full, or no answer comes
-/// within `wait`. The way to read a store a running gateway holds.
+/// Runs `f` on the store a running gateway holds: on its reader thread when it has one
+/// (committed data only, without waiting for or holding up the writer's batches), else on
+/// the writer between batches ([`crate::writer::Job::Read`]). `None` when that thread is
+/// gone, its queue stays full, or no answer comes within `wait`.
 pub async fn read_store<T: Send + 'static>(
     writer: &WriterHandle,
     wait: Duration,
     f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = oneshot::channel();
-    let job = Job::Read(ReadJob(Box::new(move |s| {
+    let job = ReadJob(Box::new(move |s| {
         let _ = tx.send(f(s));
-    })));
+    }));
     let deadline = Instant::now() + wait;
-    tokio::time::timeout_at(deadline.into(), writer.submit_wait(job))
+    if !tokio::time::timeout_at(deadline.into(), writer.submit_read(job))
         .await
         .ok()?
-        .ok()?;
+    {
+        return None;
+    }
     tokio::time::timeout_at(deadline.into(), rx)
         .await
         .ok()?
@@ -418,10 +421,13 @@ async fn ops(ctx: &HttpCtx, req: Request<Incoming>) -> Resp {
     respond(StatusCode::NOT_FOUND, TEXT, "not found\n")
 }
 
-/// `/readyz`: every listener accepts and the store answers a lookup through the writer.
+/// `/readyz`: every listener accepts and the store answers a lookup through the writer and
+/// through the reader thread (when there is one).
 async fn ready(ctx: &HttpCtx) -> bool {
+    let probe = |s: &mut dyn Store| s.receipt_by_no("").is_ok();
     ctx.listening.load(Ordering::Acquire)
-        && read_store(&ctx.writer, STORE_WAIT, |s| s.receipt_by_no("").is_ok()).await == Some(true)
+        && read_store(&ctx.writer.without_reader(), STORE_WAIT, probe).await == Some(true)
+        && read_store(&ctx.writer, STORE_WAIT, probe).await == Some(true)
 }
 
 /// One query parameter, percent- and `+`-decoded as a form submits it, trimmed: `Ok(None)`

@@ -92,6 +92,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
+    /// The reader thread (long reads on a connection of their own), when there is one.
+    reader_thread: Option<std::thread::JoinHandle<()>>,
     drain_ms: u64,
     /// The data folder's lock, released only after the writer stopped (issue 7, item 2).
     data_lock: Option<crate::store::lock::DataDirLock>,
@@ -163,6 +165,11 @@ impl Running {
         if let Some(th) = self.writer_thread.take() {
             let _ = tokio::task::spawn_blocking(move || th.join()).await;
         }
+        // The writer ended once every handle was dropped, which closed the reader's queue
+        // too: the reader finishes its read and closes its connection.
+        if let Some(th) = self.reader_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
         if let Some(sim) = self.rail_sim.take() {
             sim.shutdown().await;
         }
@@ -230,29 +237,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
     if let Some(url) = config.database_url.clone() {
-        return start_inner(
-            config,
-            move || Ok(Box::new(crate::store::postgres::PgStore::open(&url)?) as Box<dyn Store>),
-            None,
-        )
-        .await;
+        let open =
+            move || Ok(Box::new(crate::store::postgres::PgStore::open(&url)?) as Box<dyn Store>);
+        return start_inner(config, open.clone(), Some(Box::new(open)), None).await;
     }
     let lock = crate::store::lock::DataDirLock::acquire(&config.data_dir)?;
     let dir = config.data_dir.clone();
-    start_inner(
-        config,
-        move || Ok(Box::new(SqliteStore::open(&dir)?) as Box<dyn Store>),
-        Some(lock),
-    )
-    .await
+    let open = move || Ok(Box::new(SqliteStore::open(&dir)?) as Box<dyn Store>);
+    start_inner(config, open.clone(), Some(Box::new(open)), Some(lock)).await
 }
+
+/// Opens a second connection to the gateway's store, for the reader thread.
+type OpenReader = Box<dyn FnOnce() -> Result<Box<dyn Store>, crate::store::StoreError> + Send>;
 
 /// As [`start`], over any [`Store`] (no data-folder lock: the caller owns the store).
 pub async fn start_with_store(
     config: Config,
     store: Box<dyn Store>,
 ) -> Result<Running, StartError> {
-    start_inner(config, move || Ok(store), None).await
+    start_inner(config, move || Ok(store), None, None).await
 }
 
 /// The listeners of `config`, bound but not accepting: platform TCP, core TCP, platform
@@ -280,6 +283,7 @@ async fn bind_all(config: &Config) -> Result<BoundListeners, StartError> {
 async fn start_inner(
     mut config: Config,
     open_store: impl FnOnce() -> Result<Box<dyn Store>, crate::store::StoreError> + Send + 'static,
+    open_reader: Option<OpenReader>,
     data_lock: Option<crate::store::lock::DataDirLock>,
 ) -> Result<Running, StartError> {
     if let Some(soft) = open_files_soft_limit() {
@@ -453,6 +457,20 @@ async fn start_inner(
         writer_config,
     )
     .map_err(|e| StartError::Config(format!("writer thread: {e}")))?;
+    // Reads that may be long (statements, a day's instructions for reconciliation) or come
+    // from the public (receipt pages) run on a connection and a thread of their own, never
+    // between the writer's batches: a statement of a busy day must not hold up payments.
+    let (writer, reader_thread) = match open_reader {
+        Some(open) => {
+            let store = tokio::task::spawn_blocking(open)
+                .await
+                .map_err(|e| StartError::Config(format!("store reader task: {e}")))??;
+            let (reader, thread) = writer::spawn_reader(store)
+                .map_err(|e| StartError::Config(format!("reader thread: {e}")))?;
+            (writer.with_reader(reader), Some(thread))
+        }
+        None => (writer, None),
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let enterprises = config
         .tenants
@@ -550,6 +568,7 @@ async fn start_inner(
         shutdown: shutdown_tx,
         tasks: vec![dispatcher],
         writer_thread: Some(writer_thread),
+        reader_thread,
         drain_ms,
         data_lock,
         cluster_addr: None,
