@@ -285,3 +285,53 @@ async fn a_failed_sync_answers_unknown_and_stops_commits_until_restart() {
     assert_eq!(balance(&mut c, &a).await.0, "970.00");
     gw.running.shutdown().await;
 }
+
+/// `bankfep load` sends a set-up request answered "not done" (YQ9999 here, as during the
+/// first seconds of several instances sharing out their tenants) again, under the same
+/// serial, instead of giving up the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_setup_retries_a_request_answered_not_done() {
+    let dir = temp_dir("loadretry");
+    let store = HookedStore::new(
+        SqliteStore::open(&dir).expect("store"),
+        Arc::new(Gate::default()),
+    );
+    let fault = store.fail_record_for.clone();
+    *fault.lock().expect("fault") = Some("6248".into());
+    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
+        .await
+        .expect("start");
+    let gw = Gw {
+        platform: running.platform_addr.expect("platform").to_string(),
+        core: running.core_addr.expect("core").to_string(),
+        running,
+        dir: TempDir::adopt(dir),
+    };
+    let clear = fault.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        *clear.lock().expect("fault") = None;
+    });
+    let opts = bankfep::tools::load::LoadOptions {
+        platform_addr: gw.platform.clone(),
+        core_addr: gw.core.clone(),
+        enterprise: ENT.into(),
+        master_account: MASTER.into(),
+        connections: 2,
+        requests_per_connection: 5,
+        duration_ms: None,
+        tls: None,
+        gateway_pid: None,
+    };
+    let report = bankfep::tools::load::run_load(&opts)
+        .await
+        .expect("the run survives the set-up's YQ9999 answers");
+    assert_eq!(report.requests, 10);
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.return_codes.get("000000"), Some(&10));
+    // Each member was opened once: four sub-accounts, whatever the retries.
+    let state = gw.assert_invariants().await;
+    let master = state.master_by_no(MASTER).expect("master");
+    assert_eq!(state.subs_of(master.id).count(), 4);
+    gw.running.shutdown().await;
+}

@@ -202,6 +202,14 @@ struct Prepared {
     counter: u64,
 }
 
+/// How often a set-up step answered "not done" (`YQ9999`/`YQ9971` on the platform link,
+/// `1003` on the core link) is sent again, the same serial each time, before the run gives
+/// up: a gateway just started, or several instances sharing out their tenants
+/// (docs/protocol.md §5), answer so for their first seconds.
+const SETUP_RETRIES: u32 = 50;
+/// Pause between two such tries, ms (so about 10 s in all).
+const SETUP_RETRY_MS: u64 = 200;
+
 async fn setup_connection(
     opts: Arc<LoadOptions>,
     run_id: Arc<str>,
@@ -222,21 +230,32 @@ async fn setup_connection(
         let global_id = format!("91{:016}", id_num % 10_000_000_000_000_000);
         let s = serial(&run_id, conn, counter);
         counter += 1;
-        let resp = client
-            .call(
-                &opts.enterprise,
-                "6248",
-                &s,
-                &[
-                    ("FunctionFlag", "1"),
-                    ("FundSummaryAcctNo", &opts.master_account),
-                    ("TranNetMemberCode", &code),
-                    ("MemberName", &name),
-                    ("MemberGlobalType", "73"),
-                    ("MemberGlobalId", &global_id),
-                ],
-            )
-            .await?;
+        let mut tries = 0;
+        let resp = loop {
+            // The same serial again after a "not done" answer: idempotent (§1.2).
+            let resp = client
+                .call(
+                    &opts.enterprise,
+                    "6248",
+                    &s,
+                    &[
+                        ("FunctionFlag", "1"),
+                        ("FundSummaryAcctNo", &opts.master_account),
+                        ("TranNetMemberCode", &code),
+                        ("MemberName", &name),
+                        ("MemberGlobalType", "73"),
+                        ("MemberGlobalId", &global_id),
+                    ],
+                )
+                .await?;
+            let code = resp.return_code();
+            if (code == "YQ9999" || code == "YQ9971") && tries < SETUP_RETRIES {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(SETUP_RETRY_MS)).await;
+                continue;
+            }
+            break resp;
+        };
         if resp.return_code() != "000000" {
             return Err(ClientError::Setup(format!(
                 "6248 for {code}: {} {}",
@@ -264,7 +283,17 @@ async fn setup_connection(
             memo: "load test funding".into(),
         };
         counter += 1;
-        let reply = core.notify(&notice).await?;
+        let mut tries = 0;
+        let reply = loop {
+            // The same bank serial again after `1003` (busy): booked at most once (§2).
+            let reply = core.notify(&notice).await?;
+            if reply.result == "1003" && tries < SETUP_RETRIES {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(SETUP_RETRY_MS)).await;
+                continue;
+            }
+            break reply;
+        };
         if reply.result != "0000" {
             return Err(ClientError::Setup(format!(
                 "6920 funding {sub_acct}: {} {}",
