@@ -689,9 +689,12 @@ impl Store for SqliteStore {
     // never comes (7% of the gateway's CPU, issue 9). Its rows are written at `release`;
     // `rollback_to` drops them unwritten.
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        let mut held = self.held.take().unwrap_or_default();
-        held.clear();
-        self.held = Some(held);
+        // A request neither released nor rolled back keeps its rows, as on PostgreSQL,
+        // whose savepoint is a mark in its buffers.
+        if self.held.is_some() {
+            self.release()?;
+        }
+        self.held = Some(Vec::new());
         Ok(())
     }
     fn release(&mut self) -> Result<(), StoreError> {
