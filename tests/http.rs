@@ -239,16 +239,8 @@ async fn readyz_is_503_while_the_store_does_not_answer() {
     let dir = temp_dir("http-notready");
     let gate = Arc::new(Gate::default());
     let store = HookedStore::new(SqliteStore::open(&dir).expect("store"), gate.clone());
-    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
-        .await
-        .expect("start");
-    let http = running.http_addr.expect("http addr");
-    let gw = Gw {
-        platform: running.platform_addr.expect("platform").to_string(),
-        core: running.core_addr.expect("core").to_string(),
-        running,
-        dir: TempDir::adopt(dir),
-    };
+    let gw = start_with_store(test_config(dir), Box::new(store)).await;
+    let http = gw.running.http_addr.expect("http addr");
     assert_eq!(get(http, "/readyz").await.0, 200);
     gate.set(true);
     let mut c = gw.client().await;

@@ -33,15 +33,7 @@ async fn a_full_queue_is_refused_with_yq9971_and_a_retry_is_processed() {
     let mut cfg = test_config(dir.clone());
     cfg.queue_max = 2;
     cfg.batch_max = 1;
-    let running = bankfep::server::start_with_store(cfg, Box::new(store))
-        .await
-        .expect("start");
-    let gw = Gw {
-        platform: running.platform_addr.expect("platform").to_string(),
-        core: running.core_addr.expect("core").to_string(),
-        running,
-        dir: TempDir::adopt(dir),
-    };
+    let gw = start_with_store(cfg, Box::new(store)).await;
     let mut c = gw.client().await;
     let mut core = gw.core_client().await;
     let a = open_sub(&mut c, "Q001", "排队甲").await;

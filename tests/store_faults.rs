@@ -24,15 +24,7 @@ async fn a_failed_booking_sends_nothing_and_a_retry_settles_once() {
         Arc::new(Gate::default()),
     );
     let fault = store.fail_record_for.clone();
-    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
-        .await
-        .expect("start");
-    let gw = Gw {
-        platform: running.platform_addr.expect("platform").to_string(),
-        core: running.core_addr.expect("core").to_string(),
-        running,
-        dir: TempDir::adopt(dir),
-    };
+    let gw = start_with_store(test_config(dir), Box::new(store)).await;
     let sim = gw.running.rail_sim.as_ref().expect("built-in rail");
     let mut c = gw.client().await;
     let mut core = gw.core_client().await;
@@ -136,15 +128,7 @@ async fn start_hooked(dir: std::path::PathBuf) -> (Gw, Arc<AtomicBool>, Arc<Gate
         Arc::new(Gate::default()),
     );
     let (fail, gate) = (store.fail_sync.clone(), store.sync_gate.clone());
-    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
-        .await
-        .expect("start");
-    let gw = Gw {
-        platform: running.platform_addr.expect("platform").to_string(),
-        core: running.core_addr.expect("core").to_string(),
-        running,
-        dir: TempDir::adopt(dir),
-    };
+    let gw = start_with_store(test_config(dir), Box::new(store)).await;
     (gw, fail, gate)
 }
 
@@ -298,15 +282,7 @@ async fn load_setup_retries_a_request_answered_not_done() {
     );
     let fault = store.fail_record_for.clone();
     *fault.lock().expect("fault") = Some("6248".into());
-    let running = bankfep::server::start_with_store(test_config(dir.clone()), Box::new(store))
-        .await
-        .expect("start");
-    let gw = Gw {
-        platform: running.platform_addr.expect("platform").to_string(),
-        core: running.core_addr.expect("core").to_string(),
-        running,
-        dir: TempDir::adopt(dir),
-    };
+    let gw = start_with_store(test_config(dir), Box::new(store)).await;
     let clear = fault.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;

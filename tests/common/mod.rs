@@ -135,6 +135,23 @@ pub async fn start_with(cfg: Config) -> Gw {
     }
 }
 
+/// Starts a gateway with `cfg` over `store` (a [`hooked::HookedStore`], say), opened on
+/// `cfg.data_dir`.
+pub async fn start_with_store(cfg: Config, store: Box<dyn bankfep::store::Store>) -> Gw {
+    let dir = TempDir::adopt(cfg.data_dir.clone());
+    let running = bankfep::server::start_with_store(cfg, store)
+        .await
+        .expect("gateway starts");
+    let platform = running.platform_addr.expect("platform addr").to_string();
+    let core = running.core_addr.expect("core addr").to_string();
+    Gw {
+        running,
+        platform,
+        core,
+        dir,
+    }
+}
+
 /// Starts a gateway on a fresh store.
 pub async fn start(name: &str) -> Gw {
     start_with(test_config(temp_dir(name))).await
