@@ -356,6 +356,20 @@ mod tests {
         out
     }
 
+    /// Master account `M1` (id 1) with `mirror` and `fee` in fen, nothing in suspense or in
+    /// transit.
+    fn master(mirror: Fen, fee: Fen) -> Master {
+        Master {
+            id: 1,
+            enterprise_code: "E".into(),
+            acct_no: "M1".into(),
+            mirror,
+            suspense: 0,
+            fee,
+            in_transit: 0,
+        }
+    }
+
     fn posting(id: i64, d: &str, c: &str, amount: Fen, date: u32) -> PostingRow {
         PostingRow {
             id,
@@ -375,15 +389,7 @@ mod tests {
         // withdrawal of 40.00 is booked on the day itself: the day's closing would be -100.00
         // + ... below zero, which no account can hold.
         let src = StatementSource {
-            master: Master {
-                id: 1,
-                enterprise_code: "E".into(),
-                acct_no: "M1".into(),
-                mirror: 10_000,
-                suspense: 0,
-                fee: 0,
-                in_transit: 0,
-            },
+            master: master(10_000, 0),
             subs: vec![SubBalance {
                 id: 7,
                 sub_acct_no: "9001".into(),
@@ -412,15 +418,7 @@ mod tests {
         // Now: mirror 100.00 = sub 70.00 + fee 30.00. On the day: a credit of 100.00 to the
         // sub (mirror → sub). After it: sub → fee 30.00.
         let src = StatementSource {
-            master: Master {
-                id: 1,
-                enterprise_code: "E".into(),
-                acct_no: "M1".into(),
-                mirror: 10_000,
-                suspense: 0,
-                fee: 3_000,
-                in_transit: 0,
-            },
+            master: master(10_000, 3_000),
             subs: vec![SubBalance {
                 id: 7,
                 sub_acct_no: "9001".into(),
