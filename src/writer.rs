@@ -570,13 +570,13 @@ impl Writer {
         // whichever instance held it before: the filter starts empty and takes a tenant's
         // keys when this instance takes the tenant over (`change_tenant`), after its lease
         // is held, so that no other instance can record one for it any more.
-        self.keys = if !self.store.prefetches() {
-            None
-        } else if self.ctx.cluster_owner.is_none() {
-            self.load_keys()
-        } else {
-            Some(crate::keyfilter::KeyFilter::default())
-        };
+        self.keys = self
+            .store
+            .prefetches()
+            .then(crate::keyfilter::KeyFilter::default);
+        if self.ctx.cluster_owner.is_none() {
+            self.add_keys(None);
+        }
         let flusher_thread = match self.store.defer_sync() {
             Ok(Some(sync)) => {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -703,35 +703,11 @@ impl Writer {
         self.ctx.cluster_owner.is_none() || self.owned.contains_key(enterprise)
     }
 
-    /// A key filter holding every key of the store; `None` when the store cannot list them
-    /// or fails to (every key is then looked up in the store).
-    fn load_keys(&mut self) -> Option<crate::keyfilter::KeyFilter> {
-        let started = std::time::Instant::now();
-        let mut filter = crate::keyfilter::KeyFilter::default();
-        match self
-            .store
-            .idempotency_keys(None, &mut |kind, e, k| filter.insert(kind, e, k))
-        {
-            Ok(true) => {
-                tracing::info!(
-                    keys = filter.inserted(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "idempotency keys loaded into the key filter"
-                );
-                Some(filter)
-            }
-            Ok(false) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list idempotency keys; every key is looked up in the store");
-                None
-            }
-        }
-    }
-
-    /// Adds the recorded keys of `enterprise`, a tenant being taken over, to the key filter.
-    /// Should they not be listed, the filter is dropped: every key is then looked up in the
-    /// store (a filter missing a tenant's keys would let a replay be booked again).
-    fn load_tenant_keys(&mut self, enterprise: &str) {
+    /// Adds the recorded keys of `enterprise` (every key of the store when `None`) to the
+    /// key filter, if there is one. Should they not be listed, the filter is dropped: every
+    /// key is then looked up in the store (a filter missing keys would let a replay be
+    /// booked again).
+    fn add_keys(&mut self, enterprise: Option<&str>) {
         let Some(filter) = self.keys.as_mut() else {
             return;
         };
@@ -739,18 +715,17 @@ impl Writer {
         let before = filter.inserted();
         match self
             .store
-            .idempotency_keys(Some(enterprise), &mut |kind, e, k| {
-                filter.insert(kind, e, k)
-            }) {
+            .idempotency_keys(enterprise, &mut |kind, e, k| filter.insert(kind, e, k))
+        {
             Ok(true) => tracing::info!(
-                enterprise = %enterprise,
+                enterprise = enterprise.unwrap_or("(all)"),
                 keys = filter.inserted() - before,
                 ms = started.elapsed().as_millis() as u64,
-                "tenant's idempotency keys loaded into the key filter"
+                "idempotency keys loaded into the key filter"
             ),
             Ok(false) => self.keys = None,
             Err(e) => {
-                tracing::warn!(error = %e, enterprise = %enterprise, "cannot list a tenant's idempotency keys; every key is looked up in the store");
+                tracing::warn!(error = %e, enterprise = enterprise.unwrap_or("(all)"), "cannot list idempotency keys; every key is looked up in the store");
                 self.keys = None;
             }
         }
@@ -830,7 +805,7 @@ impl Writer {
                     });
                 match loaded {
                     Ok((masters, subs, ids, unresolved)) => {
-                        self.load_tenant_keys(enterprise);
+                        self.add_keys(Some(enterprise));
                         self.state.replace_tenant(enterprise, masters, subs);
                         self.owned.insert(enterprise.clone(), *epoch);
                         if let Some(tx) = &self.ctx.resume {
